@@ -1,0 +1,1 @@
+//! Attribute macros for `apm-runtime`. Use them through `apm_runtime`, which re-exports them.

@@ -1,0 +1,472 @@
+//! The agent: configuration, the bounded event queue, the reporter thread, and the statistics
+//! that account for every event.
+//!
+//! # Invariants
+//! - The application never blocks on reporting: [`AgentInner::submit`] is a `try_send` into a
+//!   bounded queue; a full queue drops the event and counts it.
+//! - Every event handed to `submit` ends up in exactly one counter: `queued` (then later `sent`
+//!   or one of the `dropped` reasons past the queue) or `dropped.queue_full` /
+//!   `dropped.shutdown`. Nothing disappears uncounted.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::config::{Config, ConfigError};
+use crate::event::Event;
+use crate::metadata::Metadata;
+use crate::report::{Sink, SinkContext};
+use crate::transaction::TransactionBuilder;
+
+/// Counts of events by fate, from [`Agent::stats`].
+///
+/// `produced = queued + dropped.queue_full + dropped.shutdown`, and once the queue is drained,
+/// `queued = sent + dropped.send_failed + dropped.rejected`.
+///
+/// ```
+/// let agent = apm_runtime::Agent::builder()
+///     .sink(apm_runtime::report::MemorySink::new())
+///     .build()
+///     .unwrap();
+/// agent.transaction("t").start().end();
+/// agent.flush(std::time::Duration::from_secs(5));
+/// let stats = agent.stats();
+/// assert_eq!((stats.queued, stats.sent, stats.dropped.total()), (1, 1, 0));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events accepted into the queue.
+    pub queued: u64,
+    /// Events delivered by the sink (acknowledged by the server, or written).
+    pub sent: u64,
+    /// Events dropped, by reason.
+    pub dropped: Dropped,
+}
+
+/// Dropped events by reason; see [`Stats`].
+///
+/// ```
+/// let d = apm_runtime::Dropped::default();
+/// assert_eq!(d.total(), 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// The queue was full when the event ended (the reporter could not keep up).
+    pub queue_full: u64,
+    /// The agent had shut down when the event ended.
+    pub shutdown: u64,
+    /// The sink gave up after retrying (server unreachable, write failed, shutdown timeout).
+    pub send_failed: u64,
+    /// The server refused the batch (a 4xx other than 429).
+    pub rejected: u64,
+}
+
+impl Dropped {
+    /// All dropped events.
+    ///
+    /// ```
+    /// let d = apm_runtime::Dropped { queue_full: 2, rejected: 1, ..Default::default() };
+    /// assert_eq!(d.total(), 3);
+    /// ```
+    pub fn total(&self) -> u64 {
+        self.queue_full + self.shutdown + self.send_failed + self.rejected
+    }
+}
+
+/// Why a sink dropped events, for [`SinkContext::record_dropped`].
+///
+/// ```
+/// let reason = apm_runtime::report::DropReason::Rejected;
+/// # let _ = reason;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Retries exhausted or writing failed.
+    SendFailed,
+    /// Refused by the server.
+    Rejected,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    queued: AtomicU64,
+    sent: AtomicU64,
+    queue_full: AtomicU64,
+    shutdown: AtomicU64,
+    send_failed: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add_sent(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_dropped(&self, reason: DropReason, n: u64) {
+        match reason {
+            DropReason::SendFailed => &self.send_failed,
+            DropReason::Rejected => &self.rejected,
+        }
+        .fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            queued: get(&self.queued),
+            sent: get(&self.sent),
+            dropped: Dropped {
+                queue_full: get(&self.queue_full),
+                shutdown: get(&self.shutdown),
+                send_failed: get(&self.send_failed),
+                rejected: get(&self.rejected),
+            },
+        }
+    }
+}
+
+enum Control {
+    /// Drain the queue, flush the sinks, then acknowledge.
+    Flush(Instant, Sender<()>),
+    /// Like `Flush`, then stop the reporter thread.
+    Shutdown(Instant, Sender<()>),
+}
+
+/// The shared part of an agent, referenced by every transaction it started.
+pub(crate) struct AgentInner {
+    pub(crate) config: Config,
+    pub(crate) enabled: bool,
+    queue: Sender<Event>,
+    control: Sender<Control>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl AgentInner {
+    /// Hands a finished event to the reporter without ever blocking.
+    pub(crate) fn submit(&self, event: Event) {
+        match self.queue.try_send(event) {
+            Ok(()) => self.counters.queued.fetch_add(1, Ordering::Relaxed),
+            Err(TrySendError::Full(_)) => self.counters.queue_full.fetch_add(1, Ordering::Relaxed),
+            Err(TrySendError::Disconnected(_)) => self.counters.shutdown.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// The APM agent: owns the reporter thread. Dropping it flushes what is queued, waiting at most
+/// `ELASTIC_APM_SHUTDOWN_TIMEOUT`.
+///
+/// ```
+/// use apm_runtime::{Agent, report::MemorySink};
+/// let sink = MemorySink::new();
+/// let agent = Agent::builder().sink(sink.clone()).build()?;
+/// let tx = agent.transaction("startup").start();
+/// tx.end();
+/// drop(agent); // flushes
+/// assert_eq!(sink.transactions().len(), 1);
+/// # Ok::<(), apm_runtime::ConfigError>(())
+/// ```
+pub struct Agent {
+    pub(crate) inner: Arc<AgentInner>,
+    reporter: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Configures an [`Agent`]. Made by [`Agent::builder`].
+///
+/// ```
+/// let config = apm_runtime::Config::builder().service_name("svc").build().unwrap();
+/// let agent = apm_runtime::Agent::builder()
+///     .config(config)
+///     .sink(apm_runtime::report::MemorySink::new())
+///     .build()
+///     .unwrap();
+/// # drop(agent);
+/// ```
+#[must_use = "call .build() to start the agent"]
+#[derive(Default)]
+pub struct AgentBuilder {
+    config: Option<Config>,
+    sinks: Vec<Box<dyn Sink>>,
+}
+
+impl AgentBuilder {
+    /// Uses `config` (default: [`Config::builder`]'s defaults; [`crate::init`] reads the
+    /// environment).
+    ///
+    /// ```
+    /// let config = apm_runtime::Config::builder().transaction_max_spans(5u32).build().unwrap();
+    /// let _b = apm_runtime::Agent::builder().config(config);
+    /// ```
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Adds a sink. With several, each gets every event; [`Agent::stats`] counts the first
+    /// one's deliveries. Without any, events go to the APM Server at `server_url`.
+    ///
+    /// ```
+    /// let _b = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new());
+    /// ```
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// Starts the reporter thread and returns the agent (not yet the default: see
+    /// [`Agent::set_default`] and [`Agent::install_global`]).
+    ///
+    /// ```
+    /// let agent = apm_runtime::Agent::builder()
+    ///     .sink(apm_runtime::report::MemorySink::new())
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(agent);
+    /// ```
+    pub fn build(self) -> Result<Agent, ConfigError> {
+        let config = match self.config {
+            Some(c) => c,
+            None => Config::builder().build()?,
+        };
+        let mut sinks = self.sinks;
+        if sinks.is_empty() {
+            sinks.push(Box::new(crate::report::intake::IntakeSink::new(&config)?));
+        }
+        crate::error::install_panic_hook();
+        let (queue, rx) = crossbeam_channel::bounded(config.max_queue_size);
+        let (control, control_rx) = crossbeam_channel::unbounded();
+        let counters = Arc::new(Counters::default());
+        let metadata = Metadata::collect(&config);
+        let enabled = config.enabled;
+        let reporter = {
+            let counters = counters.clone();
+            std::thread::Builder::new()
+                .name("apm-reporter".into())
+                .spawn(move || run_reporter(rx, control_rx, sinks, metadata, counters))
+                .expect("spawning the apm-reporter thread")
+        };
+        Ok(Agent {
+            inner: Arc::new(AgentInner { config, enabled, queue, control, counters }),
+            reporter: Mutex::new(Some(reporter)),
+        })
+    }
+}
+
+/// The reporter thread: the only place events are serialized and sent.
+fn run_reporter(
+    rx: Receiver<Event>,
+    control: Receiver<Control>,
+    mut sinks: Vec<Box<dyn Sink>>,
+    metadata: Metadata,
+    counters: Arc<Counters>,
+) {
+    let ctx = SinkContext { metadata: &metadata, counters: Some(&counters) };
+    let quiet = SinkContext { metadata: &metadata, counters: None };
+    let write = |sinks: &mut Vec<Box<dyn Sink>>, event: Event| {
+        for (i, sink) in sinks.iter_mut().enumerate() {
+            sink.write(&event, if i == 0 { &ctx } else { &quiet });
+        }
+    };
+    let tick = Duration::from_millis(100);
+    loop {
+        crossbeam_channel::select! {
+            recv(rx) -> event => match event {
+                Ok(event) => write(&mut sinks, event),
+                Err(_) => return,
+            },
+            recv(control) -> msg => {
+                let (deadline, ack, stop) = match msg {
+                    Ok(Control::Flush(d, ack)) => (d, ack, false),
+                    Ok(Control::Shutdown(d, ack)) => (d, ack, true),
+                    Err(_) => return,
+                };
+                // Everything queued before the request is part of the flush.
+                while let Ok(event) = rx.try_recv() {
+                    write(&mut sinks, event);
+                }
+                for (i, sink) in sinks.iter_mut().enumerate() {
+                    let c = if i == 0 { &ctx } else { &quiet };
+                    if stop { sink.shutdown(c, deadline) } else { sink.flush(c, deadline) }
+                }
+                let _ = ack.send(());
+                if stop {
+                    return;
+                }
+            },
+            default(tick) => {
+                for (i, sink) in sinks.iter_mut().enumerate() {
+                    sink.tick(if i == 0 { &ctx } else { &quiet });
+                }
+            },
+        }
+    }
+}
+
+static GLOBAL: RwLock<Option<Arc<AgentInner>>> = RwLock::new(None);
+
+thread_local! {
+    static THREAD_DEFAULT: RefCell<Option<Arc<AgentInner>>> = const { RefCell::new(None) };
+}
+
+/// The agent new transactions use: this thread's default if one is set, else the global one.
+pub(crate) fn default_agent() -> Option<Arc<AgentInner>> {
+    THREAD_DEFAULT
+        .with(|d| d.borrow().clone())
+        .or_else(|| GLOBAL.read().unwrap_or_else(|e| e.into_inner()).clone())
+}
+
+/// Restores the previous thread default agent when dropped. Made by [`Agent::set_default`].
+///
+/// ```
+/// let agent = apm_runtime::Agent::builder()
+///     .sink(apm_runtime::report::MemorySink::new())
+///     .build()
+///     .unwrap();
+/// let _guard = agent.set_default();
+/// ```
+#[must_use = "the default is reset as soon as the guard is dropped"]
+pub struct DefaultGuard {
+    previous: Option<Arc<AgentInner>>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for DefaultGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = THREAD_DEFAULT.try_with(|d| *d.borrow_mut() = previous);
+    }
+}
+
+impl Agent {
+    /// A builder for an agent configured in code.
+    ///
+    /// ```
+    /// let agent = apm_runtime::Agent::builder()
+    ///     .sink(apm_runtime::report::MemorySink::new())
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(agent);
+    /// ```
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder::default()
+    }
+
+    /// A builder for a transaction on this agent (regardless of the default agent).
+    ///
+    /// ```
+    /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
+    /// let tx = agent.transaction("GET /health").with_type("request").start();
+    /// # drop(tx);
+    /// ```
+    pub fn transaction(&self, name: impl Into<Cow<'static, str>>) -> TransactionBuilder<'_> {
+        TransactionBuilder::new(Some(self), name.into())
+    }
+
+    /// Makes this agent the one [`crate::Transaction::start`] and the macros use on the calling
+    /// thread, until the guard drops. Tests use it to give each test its own agent and sink.
+    ///
+    /// ```
+    /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
+    /// let _default = agent.set_default();
+    /// assert!(apm_runtime::Transaction::start("t").trace_id().is_some());
+    /// ```
+    pub fn set_default(&self) -> DefaultGuard {
+        let previous = THREAD_DEFAULT.with(|d| d.borrow_mut().replace(self.inner.clone()));
+        DefaultGuard { previous, _not_send: std::marker::PhantomData }
+    }
+
+    /// Makes this agent the process-wide default (what [`crate::init`] does). It stays the
+    /// default until it is dropped.
+    ///
+    /// ```
+    /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
+    /// agent.install_global();
+    /// ```
+    pub fn install_global(&self) {
+        *GLOBAL.write().unwrap_or_else(|e| e.into_inner()) = Some(self.inner.clone());
+    }
+
+    /// The configuration in force.
+    ///
+    /// ```
+    /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
+    /// assert_eq!(agent.config().transaction_max_spans(), 500);
+    /// ```
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Counts of events queued, sent and dropped (by reason).
+    ///
+    /// ```
+    /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
+    /// assert_eq!(agent.stats().queued, 0);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Sends everything queued so far, waiting at most `timeout`. Returns `true` if the
+    /// reporter finished in time.
+    ///
+    /// ```
+    /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
+    /// assert!(agent.flush(std::time::Duration::from_secs(1)));
+    /// ```
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let (ack, done) = crossbeam_channel::bounded(1);
+        let deadline = Instant::now() + timeout;
+        if self.inner.control.send(Control::Flush(deadline, ack)).is_err() {
+            return false;
+        }
+        done.recv_deadline(deadline).is_ok()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        {
+            let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
+            if global.as_ref().is_some_and(|g| Arc::ptr_eq(g, &self.inner)) {
+                *global = None;
+            }
+        }
+        let timeout = self.inner.config.shutdown_timeout;
+        let (ack, done) = crossbeam_channel::bounded(1);
+        let deadline = Instant::now() + timeout;
+        if self.inner.control.send(Control::Shutdown(deadline, ack)).is_ok() && done.recv_deadline(deadline).is_ok() {
+            if let Some(handle) = self.reporter.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = handle.join();
+            }
+        }
+        // If the reporter did not answer in time it is left to finish (or die with the
+        // process); the application is not held up past its shutdown timeout.
+    }
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("config", &self.inner.config).field("stats", &self.stats()).finish()
+    }
+}
+
+/// Starts the agent from the `ELASTIC_APM_*` environment variables, reporting to the APM Server
+/// at `ELASTIC_APM_SERVER_URL`, and makes it the process-wide default. Keep the returned agent
+/// alive for as long as you want to report; dropping it flushes.
+///
+/// ```no_run
+/// fn main() -> Result<(), apm_runtime::ConfigError> {
+///     let _agent = apm_runtime::init()?;
+///     // … instrumented work …
+///     Ok(())
+/// }
+/// ```
+pub fn init() -> Result<Agent, ConfigError> {
+    let agent = Agent::builder().config(Config::from_env()?).build()?;
+    agent.install_global();
+    Ok(agent)
+}

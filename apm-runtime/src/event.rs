@@ -1,0 +1,562 @@
+//! Finished events as they travel to the reporter, and their exact intake v2 JSON shapes.
+//!
+//! The application thread builds these plain structs (no JSON, no formatting); the reporter
+//! thread serializes them. `Serialize` goes through borrowed "wire" structs so the output field
+//! names and nesting match `apm-server`'s schemas while the in-memory layout stays compact.
+
+use std::borrow::Cow;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use crate::ids::{SpanId, TraceId};
+use crate::metadata::Metadata;
+
+/// How a transaction or span ended, as Elastic's `outcome` field.
+///
+/// ```
+/// let tx = apm_runtime::Transaction::start("job");
+/// tx.set_outcome(apm_runtime::Outcome::Failure);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Completed as intended.
+    Success,
+    /// Returned an error or panicked.
+    Failure,
+    /// Not known (Elastic's value when nothing decided it).
+    Unknown,
+}
+
+/// A label value: Elastic allows strings, numbers and booleans.
+///
+/// ```
+/// use apm_runtime::LabelValue;
+/// assert_eq!(LabelValue::from(3), LabelValue::Number(3.0));
+/// assert_eq!(LabelValue::from("eu"), LabelValue::String("eu".into()));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum LabelValue {
+    /// A string, truncated to 1024 characters when serialized.
+    String(Cow<'static, str>),
+    /// Any number (JSON has one number type).
+    Number(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl From<&'static str> for LabelValue {
+    fn from(v: &'static str) -> Self {
+        LabelValue::String(Cow::Borrowed(v))
+    }
+}
+impl From<String> for LabelValue {
+    fn from(v: String) -> Self {
+        LabelValue::String(Cow::Owned(v))
+    }
+}
+impl From<&String> for LabelValue {
+    fn from(v: &String) -> Self {
+        LabelValue::String(Cow::Owned(v.clone()))
+    }
+}
+impl From<bool> for LabelValue {
+    fn from(v: bool) -> Self {
+        LabelValue::Bool(v)
+    }
+}
+macro_rules! number_labels {
+    ($($t:ty),*) => {$(
+        impl From<$t> for LabelValue {
+            fn from(v: $t) -> Self { LabelValue::Number(v as f64) }
+        }
+    )*};
+}
+number_labels!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64);
+
+/// Labels in insertion order. A `Vec` rather than a map: there are few, and an empty one costs no
+/// allocation on the hot path.
+pub(crate) type Labels = Vec<(Cow<'static, str>, LabelValue)>;
+
+/// Serializes labels as `context.tags`, with Elastic's key sanitizing (`.`, `*`, `"` become `_`).
+struct Tags<'a>(&'a Labels);
+
+impl Serialize for Tags<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            let key: Cow<str> = if k.contains(['.', '*', '"']) {
+                Cow::Owned(k.replace(['.', '*', '"'], "_"))
+            } else {
+                Cow::Borrowed(k)
+            };
+            match v {
+                LabelValue::String(s) => map.serialize_entry(&key, truncate(s))?,
+                other => map.serialize_entry(&key, other)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// The intake refuses keyword fields over 1024 characters; cut at a char boundary.
+pub(crate) fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(1024) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn truncated<S: Serializer>(v: &Cow<'static, str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(truncate(v))
+}
+
+fn truncated_opt<S: Serializer>(v: &Option<Cow<'static, str>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(truncate(v)),
+        None => s.serialize_none(),
+    }
+}
+
+/// One finished event on its way to a [`Sink`](crate::report::Sink).
+///
+/// ```
+/// use apm_runtime::{Agent, Transaction, report::MemorySink};
+/// let sink = MemorySink::new();
+/// let agent = Agent::builder().sink(sink.clone()).build().unwrap();
+/// agent.transaction("nightly").start().end();
+/// agent.flush(std::time::Duration::from_secs(5));
+/// assert_eq!(sink.transactions()[0]["name"], "nightly");
+/// ```
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A finished transaction.
+    Transaction(Box<TransactionEvent>),
+    /// A finished span. Not boxed: spans are the hot path, and the queue stores them inline.
+    Span(SpanEvent),
+    /// A captured error or panic.
+    Error(Box<ErrorEvent>),
+}
+
+impl Event {
+    /// Appends this event as one NDJSON line (`{"span":{…}}\n`) to `out`.
+    ///
+    /// ```
+    /// # use apm_runtime::{Agent, report::MemorySink};
+    /// # let sink = MemorySink::new();
+    /// # let agent = Agent::builder().sink(sink.clone()).build().unwrap();
+    /// # agent.transaction("t").start().end();
+    /// # agent.flush(std::time::Duration::from_secs(5));
+    /// let event = &sink.events()[0];
+    /// let mut line = Vec::new();
+    /// event.write_ndjson(&mut line);
+    /// assert!(line.starts_with(b"{\"transaction\":{"));
+    /// ```
+    pub fn write_ndjson(&self, out: &mut Vec<u8>) {
+        // Serializing plain structs into a Vec cannot fail.
+        let _ = match self {
+            Event::Transaction(t) => serde_json::to_writer(&mut *out, &Line("transaction", &**t)),
+            Event::Span(s) => serde_json::to_writer(&mut *out, &Line("span", s)),
+            Event::Error(e) => serde_json::to_writer(&mut *out, &Line("error", &**e)),
+        };
+        out.push(b'\n');
+    }
+
+    /// The event's intake type: `"transaction"`, `"span"` or `"error"`.
+    ///
+    /// ```
+    /// # use apm_runtime::{Agent, report::MemorySink};
+    /// # let sink = MemorySink::new();
+    /// # let agent = Agent::builder().sink(sink.clone()).build().unwrap();
+    /// # agent.transaction("t").start().end();
+    /// # agent.flush(std::time::Duration::from_secs(5));
+    /// assert_eq!(sink.events()[0].kind(), "transaction");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Transaction(_) => "transaction",
+            Event::Span(_) => "span",
+            Event::Error(_) => "error",
+        }
+    }
+
+}
+
+impl crate::waterfall::Row {
+    /// The waterfall row of one event; `service` names the reporting service.
+    ///
+    /// ```
+    /// # use apm_runtime::{Agent, report::MemorySink, waterfall::Row};
+    /// # let sink = MemorySink::new();
+    /// # let agent = Agent::builder().sink(sink.clone()).build().unwrap();
+    /// # agent.transaction("t").start().end();
+    /// # agent.flush(std::time::Duration::from_secs(5));
+    /// let row = Row::from_event(&sink.events()[0], "checkout");
+    /// assert_eq!(row.name, "t");
+    /// ```
+    pub fn from_event(event: &Event, service: &str) -> crate::waterfall::Row {
+        use crate::context::thread_name;
+        use crate::waterfall::{Row, RowKind};
+        match event {
+            Event::Transaction(t) => Row {
+                kind: RowKind::Transaction,
+                trace_id: t.trace_id.to_string(),
+                id: t.id.to_string(),
+                parent_id: t.parent_id.map(|p| p.to_string()),
+                name: t.name.to_string(),
+                span_type: t.kind.to_string(),
+                subtype: None,
+                start_us: t.timestamp,
+                duration_ms: t.duration,
+                thread: thread_name(t.thread),
+                failed: t.outcome == Outcome::Failure,
+                service: service.to_string(),
+                sync: None,
+            },
+            Event::Span(s) => Row {
+                kind: RowKind::Span,
+                trace_id: s.trace_id.to_string(),
+                id: s.id.to_string(),
+                parent_id: Some(s.parent_id.to_string()),
+                name: s.name.to_string(),
+                span_type: s.kind.to_string(),
+                subtype: s.subtype.as_ref().map(|x| x.to_string()),
+                start_us: s.timestamp,
+                duration_ms: s.duration,
+                thread: thread_name(s.thread),
+                failed: s.outcome == Outcome::Failure,
+                service: service.to_string(),
+                sync: Some(s.sync),
+            },
+            Event::Error(e) => Row {
+                kind: RowKind::Error,
+                trace_id: e.trace_id.to_string(),
+                id: e.id.to_string(),
+                parent_id: Some(e.parent_id.to_string()),
+                name: format!("{}: {}", e.exception_type, e.message),
+                span_type: "error".to_string(),
+                subtype: None,
+                start_us: e.timestamp,
+                duration_ms: 0.0,
+                thread: thread_name(e.thread),
+                failed: true,
+                service: service.to_string(),
+                sync: None,
+            },
+        }
+    }
+}
+
+/// Writes `{"<key>": value}` without building a map.
+pub(crate) struct Line<'a, T>(pub(crate) &'static str, pub(crate) &'a T);
+
+impl<T: Serialize> Serialize for Line<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, self.1)?;
+        map.end()
+    }
+}
+
+/// Writes the metadata line that opens every intake request.
+pub(crate) fn write_metadata_line(metadata: &Metadata, out: &mut Vec<u8>) {
+    let _ = serde_json::to_writer(&mut *out, &Line("metadata", metadata));
+    out.push(b'\n');
+}
+
+/// A finished transaction.
+#[derive(Clone, Debug)]
+pub struct TransactionEvent {
+    pub(crate) trace_id: TraceId,
+    pub(crate) id: SpanId,
+    pub(crate) parent_id: Option<SpanId>,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: Cow<'static, str>,
+    pub(crate) result: Option<Cow<'static, str>>,
+    pub(crate) outcome: Outcome,
+    pub(crate) timestamp: u64,
+    pub(crate) duration: f64,
+    pub(crate) sampled: bool,
+    pub(crate) sample_rate: Option<f64>,
+    pub(crate) spans_started: u32,
+    pub(crate) spans_dropped: u32,
+    pub(crate) labels: Labels,
+    pub(crate) thread: u64,
+}
+
+impl Serialize for TransactionEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct SpanCount {
+            started: u32,
+            dropped: u32,
+        }
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            id: SpanId,
+            trace_id: TraceId,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            parent_id: Option<SpanId>,
+            #[serde(serialize_with = "truncated")]
+            name: &'a Cow<'static, str>,
+            #[serde(rename = "type", serialize_with = "truncated")]
+            kind: &'a Cow<'static, str>,
+            #[serde(skip_serializing_if = "Option::is_none", serialize_with = "truncated_opt")]
+            result: &'a Option<Cow<'static, str>>,
+            outcome: Outcome,
+            timestamp: u64,
+            duration: f64,
+            sampled: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            sample_rate: Option<f64>,
+            span_count: SpanCount,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            context: Option<TagsContext<'a>>,
+        }
+        Wire {
+            id: self.id,
+            trace_id: self.trace_id,
+            parent_id: self.parent_id,
+            name: &self.name,
+            kind: &self.kind,
+            result: &self.result,
+            outcome: self.outcome,
+            timestamp: self.timestamp,
+            duration: self.duration,
+            sampled: self.sampled,
+            sample_rate: self.sample_rate,
+            span_count: SpanCount { started: self.spans_started, dropped: self.spans_dropped },
+            context: TagsContext::new(&self.labels),
+        }
+        .serialize(s)
+    }
+}
+
+#[derive(Serialize)]
+struct TagsContext<'a> {
+    tags: Tags<'a>,
+}
+
+impl<'a> TagsContext<'a> {
+    fn new(labels: &'a Labels) -> Option<Self> {
+        (!labels.is_empty()).then_some(TagsContext { tags: Tags(labels) })
+    }
+}
+
+/// Extra context of exit spans (HTTP calls and other outgoing requests). Boxed in the span so
+/// spans without it stay small.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ExitContext {
+    pub(crate) http_method: Option<String>,
+    pub(crate) http_url: Option<String>,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) address: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) target_type: Option<String>,
+    pub(crate) target_name: Option<String>,
+}
+
+/// A finished span.
+#[derive(Clone, Debug)]
+pub struct SpanEvent {
+    pub(crate) trace_id: TraceId,
+    pub(crate) id: SpanId,
+    pub(crate) parent_id: SpanId,
+    pub(crate) transaction_id: SpanId,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: Cow<'static, str>,
+    pub(crate) subtype: Option<Cow<'static, str>>,
+    pub(crate) action: Option<Cow<'static, str>>,
+    pub(crate) timestamp: u64,
+    pub(crate) duration: f64,
+    pub(crate) sync: bool,
+    pub(crate) outcome: Outcome,
+    pub(crate) sample_rate: Option<f64>,
+    pub(crate) labels: Labels,
+    pub(crate) exit: Option<Box<ExitContext>>,
+    pub(crate) thread: u64,
+}
+
+impl Serialize for SpanEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Http<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            method: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            url: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            status_code: Option<u16>,
+        }
+        #[derive(Serialize)]
+        struct Resource<'a> {
+            resource: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Destination<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            address: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            port: Option<u16>,
+            service: Resource<'a>,
+        }
+        #[derive(Serialize)]
+        struct Target<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name: Option<&'a str>,
+        }
+        #[derive(Serialize)]
+        struct Service<'a> {
+            target: Target<'a>,
+        }
+        #[derive(Serialize)]
+        struct Ctx<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tags: Option<Tags<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            http: Option<Http<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            destination: Option<Destination<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            service: Option<Service<'a>>,
+        }
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            id: SpanId,
+            trace_id: TraceId,
+            parent_id: SpanId,
+            transaction_id: SpanId,
+            #[serde(serialize_with = "truncated")]
+            name: &'a Cow<'static, str>,
+            #[serde(rename = "type", serialize_with = "truncated")]
+            kind: &'a Cow<'static, str>,
+            #[serde(skip_serializing_if = "Option::is_none", serialize_with = "truncated_opt")]
+            subtype: &'a Option<Cow<'static, str>>,
+            #[serde(skip_serializing_if = "Option::is_none", serialize_with = "truncated_opt")]
+            action: &'a Option<Cow<'static, str>>,
+            timestamp: u64,
+            duration: f64,
+            sync: bool,
+            outcome: Outcome,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            sample_rate: Option<f64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            context: Option<Ctx<'a>>,
+        }
+        let tags = (!self.labels.is_empty()).then_some(Tags(&self.labels));
+        let context = match (&self.exit, tags) {
+            (None, None) => None,
+            (exit, tags) => {
+                let exit = exit.as_deref();
+                let resource = exit.and_then(|e| match (&e.target_name, &e.target_type) {
+                    (Some(name), _) => Some(name.as_str()),
+                    (None, Some(t)) => Some(t.as_str()),
+                    _ => None,
+                });
+                Some(Ctx {
+                    tags,
+                    http: exit.filter(|e| e.http_url.is_some() || e.http_method.is_some()).map(|e| Http {
+                        method: e.http_method.as_deref(),
+                        url: e.http_url.as_deref(),
+                        status_code: e.http_status,
+                    }),
+                    destination: exit.zip(resource).map(|(e, resource)| Destination {
+                        address: e.address.as_deref(),
+                        port: e.port,
+                        service: Resource { resource },
+                    }),
+                    service: exit.and_then(|e| {
+                        e.target_type.as_deref().map(|kind| Service {
+                            target: Target { kind, name: e.target_name.as_deref() },
+                        })
+                    }),
+                })
+            }
+        };
+        Wire {
+            id: self.id,
+            trace_id: self.trace_id,
+            parent_id: self.parent_id,
+            transaction_id: self.transaction_id,
+            name: &self.name,
+            kind: &self.kind,
+            subtype: &self.subtype,
+            action: &self.action,
+            timestamp: self.timestamp,
+            duration: self.duration,
+            sync: self.sync,
+            outcome: self.outcome,
+            sample_rate: self.sample_rate,
+            context,
+        }
+        .serialize(s)
+    }
+}
+
+/// A captured error or panic, tied to its trace, transaction and parent span.
+#[derive(Clone, Debug)]
+pub struct ErrorEvent {
+    pub(crate) id: TraceId,
+    pub(crate) trace_id: TraceId,
+    pub(crate) transaction_id: SpanId,
+    pub(crate) parent_id: SpanId,
+    pub(crate) transaction_name: Cow<'static, str>,
+    pub(crate) transaction_type: Cow<'static, str>,
+    pub(crate) sampled: bool,
+    pub(crate) timestamp: u64,
+    pub(crate) culprit: Option<String>,
+    pub(crate) exception_type: String,
+    pub(crate) message: String,
+    pub(crate) handled: bool,
+    pub(crate) thread: u64,
+}
+
+impl Serialize for ErrorEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Exception<'a> {
+            message: &'a str,
+            #[serde(rename = "type")]
+            kind: &'a str,
+            handled: bool,
+        }
+        #[derive(Serialize)]
+        struct Tx<'a> {
+            name: &'a str,
+            #[serde(rename = "type")]
+            kind: &'a str,
+            sampled: bool,
+        }
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            id: TraceId,
+            trace_id: TraceId,
+            transaction_id: SpanId,
+            parent_id: SpanId,
+            timestamp: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            culprit: Option<&'a str>,
+            exception: Exception<'a>,
+            transaction: Tx<'a>,
+        }
+        Wire {
+            id: self.id,
+            trace_id: self.trace_id,
+            transaction_id: self.transaction_id,
+            parent_id: self.parent_id,
+            timestamp: self.timestamp,
+            culprit: self.culprit.as_deref().map(truncate),
+            exception: Exception { message: &self.message, kind: truncate(&self.exception_type), handled: self.handled },
+            transaction: Tx {
+                name: truncate(&self.transaction_name),
+                kind: truncate(&self.transaction_type),
+                sampled: self.sampled,
+            },
+        }
+        .serialize(s)
+    }
+}

@@ -1,0 +1,56 @@
+//! Thread-aware APM for Rust: transactions and spans that follow work across threads, shipped
+//! to Elastic APM Server without ever blocking the application.
+//!
+//! The manual API, which the `#[transaction]`, `#[span]` and `#[propagate]` macros expand to:
+//!
+//! ```
+//! use apm_runtime::{Agent, Context, Span, report::MemorySink};
+//!
+//! let sink = MemorySink::new();
+//! let agent = Agent::builder().sink(sink.clone()).build().unwrap();
+//!
+//! let tx = agent.transaction("fetch-all").with_type("job").start();
+//! let _active = tx.attach();
+//! let pool = threadpool::ThreadPool::new(4);
+//! for url in ["a", "b", "c"] {
+//!     // Capture here, attach on the pool thread.
+//!     pool.execute(Context::current().wrap(move || {
+//!         let _span = Span::builder(format!("load {url}")).with_type("external").start();
+//!     }));
+//! }
+//! pool.join();
+//! drop(_active);
+//! tx.end();
+//! drop(agent); // flushes
+//!
+//! let spans = sink.spans();
+//! assert_eq!(spans.len(), 3);
+//! assert!(spans.iter().all(|s| s["sync"] == false)); // they ran on pool threads
+//! ```
+
+mod agent;
+mod clock;
+mod config;
+mod context;
+mod error;
+mod event;
+mod ids;
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+mod metadata;
+pub mod propagation;
+pub mod report;
+mod span;
+mod transaction;
+pub mod waterfall;
+
+pub use agent::{init, Agent, AgentBuilder, DefaultGuard, Dropped, Stats};
+pub use config::{Config, ConfigBuilder, ConfigError};
+pub use context::{Context, ContextGuard, WithContext};
+pub use error::capture_error;
+pub use event::{ErrorEvent, Event, LabelValue, Outcome, SpanEvent, TransactionEvent};
+pub use ids::{SpanId, TraceId};
+pub use metadata::Metadata;
+pub use span::{Span, SpanBuilder};
+pub use transaction::{Transaction, TransactionBuilder};

@@ -1,0 +1,111 @@
+//! The `metadata` line that opens every intake request: who is reporting, from where.
+
+use serde::Serialize;
+
+use crate::config::Config;
+
+/// Service, agent, process and system facts, gathered once when the agent starts.
+///
+/// ```
+/// let config = apm_runtime::Config::builder().service_name("svc").build().unwrap();
+/// let metadata = apm_runtime::Metadata::collect(&config);
+/// let json = serde_json::to_value(&metadata).unwrap();
+/// assert_eq!(json["service"]["name"], "svc");
+/// assert_eq!(json["service"]["language"]["name"], "Rust");
+/// ```
+#[derive(Clone, Debug, Serialize)]
+pub struct Metadata {
+    service: Service,
+    process: Process,
+    system: System,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Service {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment: Option<String>,
+    agent: NameVersion,
+    language: NameVersion,
+    runtime: NameVersion,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct NameVersion {
+    name: &'static str,
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Process {
+    pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+    argv: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct System {
+    detected_hostname: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    configured_hostname: Option<String>,
+    architecture: &'static str,
+    platform: &'static str,
+}
+
+/// The agent name reported to the server.
+pub const AGENT_NAME: &str = "rust";
+/// The agent version reported to the server.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl Metadata {
+    /// Gathers the metadata for `config`'s service on this host and process.
+    ///
+    /// ```
+    /// let config = apm_runtime::Config::builder().build().unwrap();
+    /// let _ = apm_runtime::Metadata::collect(&config);
+    /// ```
+    pub fn collect(config: &Config) -> Metadata {
+        let mut args = std::env::args();
+        let title = args.next();
+        Metadata {
+            service: Service {
+                name: config.service_name.clone(),
+                version: config.service_version.clone(),
+                environment: config.environment.clone(),
+                agent: NameVersion { name: AGENT_NAME, version: AGENT_VERSION },
+                language: NameVersion { name: "Rust", version: env!("APM_RUSTC_VERSION") },
+                runtime: NameVersion { name: "Rust", version: env!("APM_RUSTC_VERSION") },
+            },
+            process: Process { pid: std::process::id(), title, argv: args.collect() },
+            system: System {
+                detected_hostname: detect_hostname(),
+                configured_hostname: config.hostname.clone(),
+                architecture: std::env::consts::ARCH,
+                platform: std::env::consts::OS,
+            },
+        }
+    }
+
+    /// The service name, as configured.
+    ///
+    /// ```
+    /// let config = apm_runtime::Config::builder().service_name("svc").build().unwrap();
+    /// assert_eq!(apm_runtime::Metadata::collect(&config).service_name(), "svc");
+    /// ```
+    pub fn service_name(&self) -> &str {
+        &self.service.name
+    }
+}
+
+fn detect_hostname() -> String {
+    let from_file = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    from_file("/proc/sys/kernel/hostname")
+        .or_else(|| from_file("/etc/hostname"))
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}

@@ -1,0 +1,1 @@
+//! Items the macros' generated code names. Not part of the public API: no stability promise.

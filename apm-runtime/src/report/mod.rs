@@ -1,0 +1,128 @@
+//! Where finished events go. The reporter thread hands every event to one or more [`Sink`]s:
+//! [`intake::IntakeSink`] ships to Elastic APM Server, [`MemorySink`] keeps events for tests,
+//! [`NdjsonFileSink`] writes the intake's NDJSON to a file.
+
+pub mod file;
+pub mod intake;
+pub mod memory;
+mod tls;
+
+use std::time::Instant;
+
+pub use crate::agent::DropReason;
+use crate::agent::Counters;
+use crate::event::Event;
+use crate::metadata::Metadata;
+pub use file::NdjsonFileSink;
+pub use memory::MemorySink;
+
+/// A destination for finished events. All methods run on the agent's reporter thread, never on
+/// the application's, so a sink may block (within the deadlines it is given).
+///
+/// ```
+/// use apm_runtime::report::{Sink, SinkContext};
+/// use apm_runtime::Event;
+///
+/// /// Counts spans, and tells the agent they were delivered.
+/// struct CountSpans(usize);
+/// impl Sink for CountSpans {
+///     fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
+///         if event.kind() == "span" { self.0 += 1; }
+///         ctx.record_sent(1);
+///     }
+/// }
+/// let agent = apm_runtime::Agent::builder().sink(CountSpans(0)).build().unwrap();
+/// # drop(agent);
+/// ```
+pub trait Sink: Send + 'static {
+    /// Takes one finished event, in the order events were queued. Report each event's fate
+    /// through `ctx` (sent, or dropped with a reason) once it is known.
+    fn write(&mut self, event: &Event, ctx: &SinkContext<'_>);
+
+    /// Delivers everything written so far, giving up at `deadline`.
+    fn flush(&mut self, ctx: &SinkContext<'_>, deadline: Instant) {
+        let _ = (ctx, deadline);
+    }
+
+    /// The agent is going away: deliver what is possible by `deadline` and count the rest as
+    /// dropped. Defaults to [`Sink::flush`].
+    fn shutdown(&mut self, ctx: &SinkContext<'_>, deadline: Instant) {
+        self.flush(ctx, deadline);
+    }
+
+    /// Called when the queue has been idle for about 100 ms: a place for time-based batching
+    /// and retries.
+    fn tick(&mut self, ctx: &SinkContext<'_>) {
+        let _ = ctx;
+    }
+}
+
+/// What a sink is told alongside each call: the metadata to open requests with, and where to
+/// count deliveries.
+///
+/// ```
+/// # use apm_runtime::report::{Sink, SinkContext};
+/// struct Discard;
+/// impl Sink for Discard {
+///     fn write(&mut self, _: &apm_runtime::Event, ctx: &SinkContext<'_>) {
+///         let _name = ctx.metadata().service_name();
+///         ctx.record_dropped(apm_runtime::report::DropReason::Rejected, 1);
+///     }
+/// }
+/// ```
+pub struct SinkContext<'a> {
+    pub(crate) metadata: &'a Metadata,
+    /// `None` for all but the first sink: statistics describe the first sink only.
+    pub(crate) counters: Option<&'a Counters>,
+}
+
+impl SinkContext<'_> {
+    /// The metadata of this agent (service, process, system).
+    ///
+    /// ```
+    /// # fn f(ctx: &apm_runtime::report::SinkContext<'_>) {
+    /// println!("{}", ctx.metadata().service_name());
+    /// # }
+    /// ```
+    pub fn metadata(&self) -> &Metadata {
+        self.metadata
+    }
+
+    /// Appends the `{"metadata":…}` line that must open every intake request.
+    ///
+    /// ```
+    /// # fn f(ctx: &apm_runtime::report::SinkContext<'_>) {
+    /// let mut body = Vec::new();
+    /// ctx.write_metadata_line(&mut body);
+    /// # }
+    /// ```
+    pub fn write_metadata_line(&self, out: &mut Vec<u8>) {
+        crate::event::write_metadata_line(self.metadata, out);
+    }
+
+    /// Counts `n` events as delivered.
+    ///
+    /// ```
+    /// # fn f(ctx: &apm_runtime::report::SinkContext<'_>) {
+    /// ctx.record_sent(10);
+    /// # }
+    /// ```
+    pub fn record_sent(&self, n: u64) {
+        if let Some(c) = self.counters {
+            c.add_sent(n);
+        }
+    }
+
+    /// Counts `n` events as dropped for `reason`.
+    ///
+    /// ```
+    /// # fn f(ctx: &apm_runtime::report::SinkContext<'_>) {
+    /// ctx.record_dropped(apm_runtime::report::DropReason::SendFailed, 3);
+    /// # }
+    /// ```
+    pub fn record_dropped(&self, reason: DropReason, n: u64) {
+        if let Some(c) = self.counters {
+            c.add_dropped(reason, n);
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Spans: timed pieces of work inside a transaction, on any thread.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::clock::Stamp;
+use crate::context::{thread_tag, Active, Context, ContextGuard};
+use crate::error;
+use crate::event::{Event, ExitContext, LabelValue, Labels, Outcome, SpanEvent};
+use crate::ids::SpanId;
+use crate::transaction::TxShared;
+
+/// A span: a timed operation inside a transaction. It ends when dropped or
+/// [`ended`](Span::end), from any thread.
+///
+/// With no current transaction, or in an unsampled one, or past `TRANSACTION_MAX_SPANS`, it
+/// records nothing; [`Span::context`] then still carries the surrounding trace, so outgoing
+/// requests keep the trace id.
+///
+/// ```
+/// use apm_runtime::{Agent, Span, report::MemorySink};
+/// let sink = MemorySink::new();
+/// let agent = Agent::builder().sink(sink.clone()).build().unwrap();
+/// let tx = agent.transaction("checkout").start();
+/// let _active = tx.attach();
+/// {
+///     let span = Span::builder("SELECT orders").with_type("db").subtype("postgresql").action("query").start();
+///     let _in_span = span.attach(); // spans started here are its children
+/// }
+/// drop(_active);
+/// tx.end();
+/// agent.flush(std::time::Duration::from_secs(5));
+/// assert_eq!(sink.spans()[0]["subtype"], "postgresql");
+/// ```
+#[must_use = "a span ends as soon as it is dropped"]
+pub struct Span {
+    state: State,
+}
+
+enum State {
+    /// Outside any transaction: nothing to record or carry.
+    Noop,
+    /// Not recorded (unsampled, or over the span limit), but children and outgoing requests
+    /// still belong to the surrounding trace.
+    Passthrough(Context),
+    Recording(SpanRecord),
+}
+
+struct SpanRecord {
+    tx: Arc<TxShared>,
+    id: SpanId,
+    parent_id: SpanId,
+    name: Cow<'static, str>,
+    kind: Cow<'static, str>,
+    subtype: Option<Cow<'static, str>>,
+    action: Option<Cow<'static, str>>,
+    start: Stamp,
+    sync: bool,
+    thread: u64,
+    outcome: Option<Outcome>,
+    labels: Labels,
+    exit: Option<Box<ExitContext>>,
+}
+
+/// Configures a span before it starts. Made by [`Span::builder`].
+///
+/// ```
+/// let span = apm_runtime::Span::builder("GET /api").with_type("external").subtype("http").start();
+/// # drop(span);
+/// ```
+#[must_use = "call .start() to start the span"]
+pub struct SpanBuilder<'a> {
+    name: Cow<'static, str>,
+    kind: Cow<'static, str>,
+    subtype: Option<Cow<'static, str>>,
+    action: Option<Cow<'static, str>>,
+    parent: Option<&'a Context>,
+}
+
+impl<'a> SpanBuilder<'a> {
+    /// The span `type` (default `"app"`): `"db"`, `"external"`, `"cache"`, ….
+    ///
+    /// ```
+    /// let s = apm_runtime::Span::builder("q").with_type("db").start();
+    /// # drop(s);
+    /// ```
+    pub fn with_type(mut self, kind: impl Into<Cow<'static, str>>) -> Self {
+        self.kind = kind.into();
+        self
+    }
+
+    /// The span `subtype`: `"http"`, `"postgresql"`, ….
+    ///
+    /// ```
+    /// let s = apm_runtime::Span::builder("q").subtype("redis").start();
+    /// # drop(s);
+    /// ```
+    pub fn subtype(mut self, subtype: impl Into<Cow<'static, str>>) -> Self {
+        self.subtype = Some(subtype.into());
+        self
+    }
+
+    /// The span `action`: `"GET"`, `"query"`, ….
+    ///
+    /// ```
+    /// let s = apm_runtime::Span::builder("q").action("query").start();
+    /// # drop(s);
+    /// ```
+    pub fn action(mut self, action: impl Into<Cow<'static, str>>) -> Self {
+        self.action = Some(action.into());
+        self
+    }
+
+    /// Makes the span a child of `parent` instead of the current context (for work whose
+    /// context was captured earlier, such as an `async fn` started at its first poll).
+    ///
+    /// ```
+    /// let ctx = apm_runtime::Context::current();
+    /// let s = apm_runtime::Span::builder("later").child_of(&ctx).start();
+    /// # drop(s);
+    /// ```
+    pub fn child_of(mut self, parent: &'a Context) -> Self {
+        self.parent = Some(parent);
+        self
+    }
+
+    /// Starts the span (it is not made current: [`Span::attach`] it for that).
+    ///
+    /// ```
+    /// let span = apm_runtime::Span::builder("work").start();
+    /// let _in_span = span.attach();
+    /// ```
+    pub fn start(self) -> Span {
+        match self.parent {
+            Some(parent) => self.start_under(parent.active.as_ref()),
+            None => {
+                // The common "no transaction here" path: look, don't clone.
+                if Context::current_is_empty() {
+                    return Span { state: State::Noop };
+                }
+                let current = Context::current();
+                self.start_under(current.active.as_ref())
+            }
+        }
+    }
+
+    fn start_under(self, parent: Option<&Active>) -> Span {
+        let Some(parent) = parent else {
+            return Span { state: State::Noop };
+        };
+        if !parent.tx.sampled || !parent.tx.try_start_span() {
+            return Span { state: State::Passthrough(Context { active: Some(parent.clone()) }) };
+        }
+        let thread = thread_tag();
+        Span {
+            state: State::Recording(SpanRecord {
+                tx: parent.tx.clone(),
+                id: SpanId::random(),
+                parent_id: parent.parent_id,
+                name: self.name,
+                kind: self.kind,
+                subtype: self.subtype,
+                action: self.action,
+                start: Stamp::now(),
+                sync: thread == parent.parent_thread,
+                thread,
+                outcome: None,
+                labels: Vec::new(),
+                exit: None,
+            }),
+        }
+    }
+}
+
+impl Span {
+    /// Starts a span named `name` as a child of the current context.
+    ///
+    /// ```
+    /// let span = apm_runtime::Span::start("resize image");
+    /// span.end();
+    /// ```
+    pub fn start(name: impl Into<Cow<'static, str>>) -> Span {
+        Span::builder(name).start()
+    }
+
+    /// A builder for a span with a type, subtype, action or explicit parent.
+    ///
+    /// ```
+    /// let span = apm_runtime::Span::builder("GET /").with_type("external").start();
+    /// # drop(span);
+    /// ```
+    pub fn builder<'a>(name: impl Into<Cow<'static, str>>) -> SpanBuilder<'a> {
+        SpanBuilder { name: name.into(), kind: Cow::Borrowed("app"), subtype: None, action: None, parent: None }
+    }
+
+    /// The context under this span: spans started under it are its children.
+    ///
+    /// ```
+    /// let span = apm_runtime::Span::start("fan-out");
+    /// let ctx = span.context();
+    /// std::thread::spawn(move || { let _g = ctx.attach(); }).join().unwrap();
+    /// ```
+    pub fn context(&self) -> Context {
+        match &self.state {
+            State::Noop => Context::default(),
+            State::Passthrough(ctx) => ctx.clone(),
+            State::Recording(r) => {
+                Context { active: Some(Active { tx: r.tx.clone(), parent_id: r.id, parent_thread: r.thread }) }
+            }
+        }
+    }
+
+    /// Makes this span current on the calling thread until the guard drops.
+    ///
+    /// ```
+    /// let span = apm_runtime::Span::start("step");
+    /// let _in_span = span.attach();
+    /// ```
+    pub fn attach(&self) -> ContextGuard {
+        ContextGuard::install(self.context())
+    }
+
+    /// The span id, or `None` when the span records nothing.
+    ///
+    /// ```
+    /// assert!(apm_runtime::Span::start("x").id().is_none());
+    /// ```
+    pub fn id(&self) -> Option<SpanId> {
+        match &self.state {
+            State::Recording(r) => Some(r.id),
+            _ => None,
+        }
+    }
+
+    /// Whether the span is being recorded.
+    ///
+    /// ```
+    /// assert!(!apm_runtime::Span::start("x").is_recording());
+    /// ```
+    pub fn is_recording(&self) -> bool {
+        matches!(self.state, State::Recording(_))
+    }
+
+    fn record(&mut self) -> Option<&mut SpanRecord> {
+        match &mut self.state {
+            State::Recording(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Sets the `outcome`; otherwise `success`, or `failure` if the span ends by a panic.
+    ///
+    /// ```
+    /// let mut span = apm_runtime::Span::start("x");
+    /// span.set_outcome(apm_runtime::Outcome::Failure);
+    /// ```
+    pub fn set_outcome(&mut self, outcome: Outcome) {
+        if let Some(r) = self.record() {
+            r.outcome = Some(outcome);
+        }
+    }
+
+    /// Adds a label (`context.tags`).
+    ///
+    /// ```
+    /// let mut span = apm_runtime::Span::start("x");
+    /// span.set_label("rows", 42);
+    /// ```
+    pub fn set_label(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<LabelValue>) {
+        if let Some(r) = self.record() {
+            r.labels.push((key.into(), value.into()));
+        }
+    }
+
+    /// Records an outgoing HTTP call on this span: `context.http` plus the destination and
+    /// service target Elastic's service map needs.
+    ///
+    /// ```
+    /// let mut span = apm_runtime::Span::builder("GET example.com").with_type("external").subtype("http").start();
+    /// span.set_http("GET", "http://example.com:8080/a", Some(200), "example.com", Some(8080));
+    /// ```
+    pub fn set_http(&mut self, method: &str, url: &str, status: Option<u16>, host: &str, port: Option<u16>) {
+        if let Some(r) = self.record() {
+            let target_name = match port {
+                Some(p) => format!("{host}:{p}"),
+                None => host.to_string(),
+            };
+            r.exit = Some(Box::new(ExitContext {
+                http_method: Some(method.to_string()),
+                http_url: Some(url.to_string()),
+                http_status: status,
+                address: Some(host.to_string()),
+                port,
+                target_type: Some(r.subtype.as_deref().unwrap_or("http").to_string()),
+                target_name: Some(target_name),
+            }));
+        }
+    }
+
+    /// Sets the outcome from a `Result` and, for `Err`, reports an error event under this span.
+    ///
+    /// ```
+    /// let mut span = apm_runtime::Span::start("parse");
+    /// span.record_result(&"x".parse::<u8>());
+    /// ```
+    pub fn record_result<T, E: std::fmt::Display>(&mut self, result: &Result<T, E>) {
+        match result {
+            Ok(_) => self.set_outcome(Outcome::Success),
+            Err(e) => {
+                self.set_outcome(Outcome::Failure);
+                self.capture_error(e);
+            }
+        }
+    }
+
+    /// Reports `err` as an error event whose parent is this span (or, when the span is not
+    /// recorded, its surrounding span or transaction).
+    ///
+    /// ```
+    /// let span = apm_runtime::Span::start("parse");
+    /// span.capture_error(&std::io::Error::other("bad input"));
+    /// ```
+    pub fn capture_error<E: std::fmt::Display + ?Sized>(&self, err: &E) {
+        let ty = std::any::type_name::<E>();
+        match &self.state {
+            State::Noop => {}
+            State::Passthrough(ctx) => {
+                if let Some(a) = &ctx.active {
+                    error::report(&a.tx, a.parent_id, ty, err.to_string(), None, true);
+                }
+            }
+            State::Recording(r) => error::report(&r.tx, r.id, ty, err.to_string(), Some(&r.name), true),
+        }
+    }
+
+    /// Ends the span now (dropping it does the same).
+    ///
+    /// ```
+    /// apm_runtime::Span::start("x").end();
+    /// ```
+    pub fn end(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        let state = std::mem::replace(&mut self.state, State::Noop);
+        let panicking = std::thread::panicking();
+        let r = match state {
+            State::Recording(r) => r,
+            State::Passthrough(ctx) => {
+                if panicking {
+                    if let Some(a) = &ctx.active {
+                        error::report_panic(&a.tx, a.parent_id, &a.tx.name);
+                    }
+                }
+                return;
+            }
+            State::Noop => return,
+        };
+        let mut outcome = r.outcome.unwrap_or(Outcome::Success);
+        if panicking {
+            outcome = Outcome::Failure;
+            error::report_panic(&r.tx, r.id, &r.name);
+        }
+        let tx = &r.tx;
+        tx.agent.submit(Event::Span(SpanEvent {
+            trace_id: tx.trace_id,
+            id: r.id,
+            parent_id: r.parent_id,
+            transaction_id: tx.id,
+            name: r.name,
+            kind: r.kind,
+            subtype: r.subtype,
+            action: r.action,
+            timestamp: r.start.epoch_us,
+            duration: r.start.elapsed_ms(),
+            sync: r.sync,
+            outcome,
+            sample_rate: tx.sample_rate,
+            labels: r.labels,
+            exit: r.exit,
+            thread: r.thread,
+        }));
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl std::fmt::Debug for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.state {
+            State::Noop => f.write_str("Span(no-op)"),
+            State::Passthrough(c) => write!(f, "Span(unrecorded, {c:?})"),
+            State::Recording(r) => write!(f, "Span({:?} id {})", r.name, r.id),
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! Transactions: the root of the work one service does for one request or job.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use crate::agent::{Agent, AgentInner};
+use crate::clock::Stamp;
+use crate::context::{thread_tag, Active, Context, ContextGuard};
+use crate::error;
+use crate::event::{Event, LabelValue, Labels, Outcome, TransactionEvent};
+use crate::ids::{SpanId, TraceId};
+use crate::propagation::{extract, HeaderSource, TraceState};
+
+/// What every span of one transaction shares, behind the `Arc` that a [`Context`] clones.
+pub(crate) struct TxShared {
+    pub(crate) agent: Arc<AgentInner>,
+    pub(crate) trace_id: TraceId,
+    pub(crate) id: SpanId,
+    pub(crate) sampled: bool,
+    /// `None` when a remote parent decided sampling without telling the rate.
+    pub(crate) sample_rate: Option<f64>,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: Cow<'static, str>,
+    /// What outgoing requests carry as `tracestate`: the caller's entries, with our `es` entry
+    /// in front.
+    pub(crate) tracestate: TraceState,
+    /// Spans this transaction tried to start; those past `max_spans` are dropped. One counter
+    /// (rather than started + dropped) keeps span start to a single atomic add.
+    pub(crate) span_attempts: AtomicU32,
+    pub(crate) max_spans: u32,
+}
+
+impl TxShared {
+    /// Reserves a span slot: `false` when the transaction is past `TRANSACTION_MAX_SPANS`.
+    pub(crate) fn try_start_span(&self) -> bool {
+        self.span_attempts.fetch_add(1, Ordering::Relaxed) < self.max_spans
+    }
+
+    fn span_counts(&self) -> (u32, u32) {
+        let attempts = self.span_attempts.load(Ordering::Relaxed);
+        let started = attempts.min(self.max_spans);
+        (started, attempts - started)
+    }
+}
+
+/// Where an incoming request said its trace comes from.
+#[derive(Clone, Debug)]
+pub(crate) struct RemoteParent {
+    pub(crate) trace_id: TraceId,
+    pub(crate) parent_id: SpanId,
+    pub(crate) sampled: bool,
+    pub(crate) sample_rate: Option<f64>,
+    pub(crate) tracestate: TraceState,
+}
+
+/// A transaction: one unit of work of this service (a request handled, a job run). It ends when
+/// dropped or [`ended`](Transaction::end); spans started while it is current become its children,
+/// on any thread its [`Context`] is carried to.
+///
+/// Started without an agent (or with `ELASTIC_APM_ENABLED=false`) it is a no-op.
+///
+/// ```
+/// use apm_runtime::{Agent, Transaction, report::MemorySink};
+/// let sink = MemorySink::new();
+/// let agent = Agent::builder().sink(sink.clone()).build().unwrap();
+///
+/// let mut tx = agent.transaction("GET /users").with_type("request").start();
+/// tx.set_label("region", "eu-west-1");
+/// tx.set_result("HTTP 2xx");
+/// tx.end();
+///
+/// agent.flush(std::time::Duration::from_secs(5));
+/// let recorded = &sink.transactions()[0];
+/// assert_eq!(recorded["type"], "request");
+/// assert_eq!(recorded["context"]["tags"]["region"], "eu-west-1");
+/// ```
+#[must_use = "a transaction ends as soon as it is dropped"]
+pub struct Transaction {
+    rec: Option<TxRecord>,
+}
+
+struct TxRecord {
+    shared: Arc<TxShared>,
+    parent_id: Option<SpanId>,
+    start: Stamp,
+    result: Option<Cow<'static, str>>,
+    outcome: Option<Outcome>,
+    labels: Labels,
+    thread: u64,
+}
+
+/// Configures a transaction before it starts. Made by [`Transaction::builder`] or
+/// [`Agent::transaction`].
+///
+/// ```
+/// let tx = apm_runtime::Transaction::builder("nightly-export").with_type("job").start();
+/// # drop(tx);
+/// ```
+#[must_use = "call .start() to start the transaction"]
+pub struct TransactionBuilder<'a> {
+    agent: Option<&'a Agent>,
+    name: Cow<'static, str>,
+    kind: Cow<'static, str>,
+    remote: Option<RemoteParent>,
+}
+
+impl<'a> TransactionBuilder<'a> {
+    pub(crate) fn new(agent: Option<&'a Agent>, name: Cow<'static, str>) -> Self {
+        TransactionBuilder { agent, name, kind: Cow::Borrowed("custom"), remote: None }
+    }
+
+    /// The transaction `type` (default `"custom"`): `"request"`, `"job"`, `"messaging"`, ….
+    ///
+    /// ```
+    /// let tx = apm_runtime::Transaction::builder("poll").with_type("job").start();
+    /// # drop(tx);
+    /// ```
+    pub fn with_type(mut self, kind: impl Into<Cow<'static, str>>) -> Self {
+        self.kind = kind.into();
+        self
+    }
+
+    /// Continues the distributed trace an incoming request carries in its W3C `traceparent`
+    /// and `tracestate` headers (or Elastic's legacy `elastic-apm-traceparent`): same trace id,
+    /// the caller's span as parent, the caller's sampling decision. Missing or malformed
+    /// headers start a new trace.
+    ///
+    /// ```
+    /// let headers = [("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")];
+    /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
+    /// let tx = agent.transaction("GET /orders").continue_from(&headers).start();
+    /// assert_eq!(tx.trace_id().unwrap().to_string(), "0af7651916cd43dd8448eb211c80319c");
+    /// ```
+    pub fn continue_from(mut self, headers: &(impl HeaderSource + ?Sized)) -> Self {
+        self.remote = extract(headers).and_then(|incoming| {
+            let tp = incoming.traceparent;
+            Some(RemoteParent {
+                trace_id: TraceId::from_bytes(tp.trace_id)?,
+                parent_id: SpanId::from_bytes(tp.parent_id)?,
+                sampled: tp.sampled(),
+                sample_rate: incoming.tracestate.elastic_sample_rate(),
+                tracestate: incoming.tracestate,
+            })
+        });
+        self
+    }
+
+    /// Starts the transaction (not yet current anywhere: [`Transaction::attach`] it).
+    ///
+    /// ```
+    /// let tx = apm_runtime::Transaction::builder("work").start();
+    /// let _active = tx.attach();
+    /// ```
+    pub fn start(self) -> Transaction {
+        let agent = match self.agent {
+            Some(agent) => Some(agent.inner.clone()),
+            None => crate::agent::default_agent(),
+        };
+        let Some(agent) = agent.filter(|a| a.enabled) else {
+            return Transaction { rec: None };
+        };
+        let (trace_id, parent_id, sampled, sample_rate, tracestate) = match self.remote {
+            Some(r) => (r.trace_id, Some(r.parent_id), r.sampled, r.sample_rate, r.tracestate),
+            None => {
+                let rate = agent.config.transaction_sample_rate;
+                let sampled = sample(rate);
+                (TraceId::random(), None, sampled, Some(rate), TraceState::default())
+            }
+        };
+        // Elastic's spec: a transaction that decided sampling itself says at which rate, so
+        // downstream services can weigh their metrics; an inherited rate is passed on as is.
+        let tracestate = match sample_rate {
+            Some(rate) if sampled => tracestate.with_elastic_sample_rate(rate),
+            _ if !sampled => tracestate.with_elastic_sample_rate(0.0),
+            _ => tracestate,
+        };
+        let shared = Arc::new(TxShared {
+            trace_id,
+            id: SpanId::random(),
+            sampled,
+            // Elastic's sampling spec: unsampled transactions report a rate of 0.
+            sample_rate: if sampled { sample_rate } else { Some(0.0) },
+            name: self.name,
+            kind: self.kind,
+            tracestate,
+            span_attempts: AtomicU32::new(0),
+            max_spans: agent.config.transaction_max_spans,
+            agent,
+        });
+        Transaction {
+            rec: Some(TxRecord {
+                shared,
+                parent_id,
+                start: Stamp::now(),
+                result: None,
+                outcome: None,
+                labels: Vec::new(),
+                thread: thread_tag(),
+            }),
+        }
+    }
+}
+
+/// `rate` is already rounded to 4 decimals; compare against a uniform 64-bit draw so that 1.0
+/// always samples and 0.0 never does.
+fn sample(rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    if rate <= 0.0 {
+        return false;
+    }
+    (crate::ids::next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= rate
+}
+
+impl Transaction {
+    /// Starts a transaction named `name` on the default agent (see [`Agent::set_default`] and
+    /// [`crate::init`]).
+    ///
+    /// ```
+    /// let tx = apm_runtime::Transaction::start("reindex");
+    /// tx.end();
+    /// ```
+    pub fn start(name: impl Into<Cow<'static, str>>) -> Transaction {
+        TransactionBuilder::new(None, name.into()).start()
+    }
+
+    /// A builder for a transaction on the default agent.
+    ///
+    /// ```
+    /// let tx = apm_runtime::Transaction::builder("GET /").with_type("request").start();
+    /// # drop(tx);
+    /// ```
+    pub fn builder(name: impl Into<Cow<'static, str>>) -> TransactionBuilder<'static> {
+        TransactionBuilder::new(None, name.into())
+    }
+
+    /// The context to hand to other threads: spans started under it are this transaction's
+    /// children.
+    ///
+    /// ```
+    /// let tx = apm_runtime::Transaction::start("job");
+    /// let ctx = tx.context();
+    /// std::thread::spawn(move || { let _g = ctx.attach(); }).join().unwrap();
+    /// ```
+    pub fn context(&self) -> Context {
+        Context {
+            active: self.rec.as_ref().map(|r| Active {
+                tx: r.shared.clone(),
+                parent_id: r.shared.id,
+                parent_thread: r.thread,
+            }),
+        }
+    }
+
+    /// Makes this transaction current on the calling thread until the guard drops.
+    ///
+    /// ```
+    /// let tx = apm_runtime::Transaction::start("job");
+    /// let _active = tx.attach();
+    /// ```
+    pub fn attach(&self) -> ContextGuard {
+        ContextGuard::install(self.context())
+    }
+
+    /// Sets the `result` (e.g. `"HTTP 2xx"`, `"success"`).
+    ///
+    /// ```
+    /// let mut tx = apm_runtime::Transaction::start("job");
+    /// tx.set_result("ok");
+    /// ```
+    pub fn set_result(&mut self, result: impl Into<Cow<'static, str>>) {
+        if let Some(r) = &mut self.rec {
+            r.result = Some(result.into());
+        }
+    }
+
+    /// Sets the `outcome`; otherwise it is `success`, or `failure` if the transaction ends by a
+    /// panic.
+    ///
+    /// ```
+    /// let mut tx = apm_runtime::Transaction::start("job");
+    /// tx.set_outcome(apm_runtime::Outcome::Failure);
+    /// ```
+    pub fn set_outcome(&mut self, outcome: Outcome) {
+        if let Some(r) = &mut self.rec {
+            r.outcome = Some(outcome);
+        }
+    }
+
+    /// Adds a label (`context.tags`). Setting one on an unsampled transaction records nothing.
+    ///
+    /// ```
+    /// let mut tx = apm_runtime::Transaction::start("job");
+    /// tx.set_label("attempt", 3);
+    /// tx.set_label("dry_run", false);
+    /// ```
+    pub fn set_label(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<LabelValue>) {
+        if let Some(r) = self.rec.as_mut().filter(|r| r.shared.sampled) {
+            r.labels.push((key.into(), value.into()));
+        }
+    }
+
+    /// Sets the outcome from a `Result` and, for `Err`, reports an error event whose parent is
+    /// this transaction. What the macros call on a `Result`-returning function.
+    ///
+    /// ```
+    /// let mut tx = apm_runtime::Transaction::start("job");
+    /// let r: Result<(), std::io::Error> = Err(std::io::Error::other("disk full"));
+    /// tx.record_result(&r);
+    /// ```
+    pub fn record_result<T, E: std::fmt::Display>(&mut self, result: &Result<T, E>) {
+        match result {
+            Ok(_) => self.set_outcome(Outcome::Success),
+            Err(e) => {
+                self.set_outcome(Outcome::Failure);
+                self.capture_error(e);
+            }
+        }
+    }
+
+    /// Reports `err` as an error event whose parent is this transaction (the exception type is
+    /// `E`'s type name, the message its `Display`).
+    ///
+    /// ```
+    /// let tx = apm_runtime::Transaction::start("job");
+    /// tx.capture_error(&std::io::Error::other("disk full"));
+    /// ```
+    pub fn capture_error<E: std::fmt::Display + ?Sized>(&self, err: &E) {
+        if let Some(r) = &self.rec {
+            let ty = std::any::type_name::<E>();
+            error::report(&r.shared, r.shared.id, ty, err.to_string(), None, true);
+        }
+    }
+
+    /// The trace id, or `None` for a no-op transaction.
+    ///
+    /// ```
+    /// assert!(apm_runtime::Transaction::start("x").trace_id().is_none());
+    /// ```
+    pub fn trace_id(&self) -> Option<TraceId> {
+        self.rec.as_ref().map(|r| r.shared.trace_id)
+    }
+
+    /// The transaction id, or `None` for a no-op transaction.
+    ///
+    /// ```
+    /// assert!(apm_runtime::Transaction::start("x").id().is_none());
+    /// ```
+    pub fn id(&self) -> Option<SpanId> {
+        self.rec.as_ref().map(|r| r.shared.id)
+    }
+
+    /// Whether this transaction is sampled (records spans and labels).
+    ///
+    /// ```
+    /// assert!(!apm_runtime::Transaction::start("x").is_sampled());
+    /// ```
+    pub fn is_sampled(&self) -> bool {
+        self.rec.as_ref().is_some_and(|r| r.shared.sampled)
+    }
+
+    /// Ends the transaction now (dropping it does the same).
+    ///
+    /// ```
+    /// apm_runtime::Transaction::start("x").end();
+    /// ```
+    pub fn end(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        let Some(mut r) = self.rec.take() else { return };
+        if std::thread::panicking() {
+            r.outcome = Some(Outcome::Failure);
+            error::report_panic(&r.shared, r.shared.id, &r.shared.name);
+        }
+        let duration = r.start.elapsed_ms();
+        let (spans_started, spans_dropped) = r.shared.span_counts();
+        let shared = &r.shared;
+        shared.agent.submit(Event::Transaction(Box::new(TransactionEvent {
+            trace_id: shared.trace_id,
+            id: shared.id,
+            parent_id: r.parent_id,
+            name: shared.name.clone(),
+            kind: shared.kind.clone(),
+            result: r.result,
+            outcome: r.outcome.unwrap_or(Outcome::Success),
+            timestamp: r.start.epoch_us,
+            duration,
+            sampled: shared.sampled,
+            sample_rate: shared.sample_rate,
+            spans_started,
+            spans_dropped,
+            labels: r.labels,
+            thread: r.thread,
+        })));
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.rec {
+            None => f.write_str("Transaction(no-op)"),
+            Some(r) => write!(f, "Transaction({:?} trace {} id {})", r.shared.name, r.shared.trace_id, r.shared.id),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Support code shared by the examples and the integration tests of the `apm-*` workspace.
