@@ -237,6 +237,9 @@ impl AgentBuilder {
             sinks.push(Box::new(crate::report::intake::IntakeSink::new(&config)?));
         }
         crate::error::install_panic_hook();
+        // reqwest is built without a default crypto provider (see Cargo.toml); install ours now,
+        // before the application builds its own clients, so theirs work too.
+        crate::report::install_crypto_provider();
         let (queue, rx) = crossbeam_channel::bounded(config.max_queue_size);
         let (control, control_rx) = crossbeam_channel::unbounded();
         let counters = Arc::new(Counters::default());
@@ -314,9 +317,7 @@ thread_local! {
 
 /// The agent new transactions use: this thread's default if one is set, else the global one.
 pub(crate) fn default_agent() -> Option<Arc<AgentInner>> {
-    THREAD_DEFAULT
-        .with(|d| d.borrow().clone())
-        .or_else(|| GLOBAL.read().unwrap_or_else(|e| e.into_inner()).clone())
+    THREAD_DEFAULT.with(|d| d.borrow().clone()).or_else(|| GLOBAL.read().unwrap_or_else(|e| e.into_inner()).clone())
 }
 
 /// Restores the previous thread default agent when dropped. Made by [`Agent::set_default`].

@@ -16,10 +16,7 @@ static ANCHOR: OnceLock<Anchor> = OnceLock::new();
 fn anchor() -> &'static Anchor {
     ANCHOR.get_or_init(|| Anchor {
         instant: Instant::now(),
-        epoch_us: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0),
+        epoch_us: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0),
     })
 }
 

@@ -441,9 +441,7 @@ impl ConfigBuilder {
     /// assert_eq!(err.to_string(),
     ///     "invalid ELASTIC_APM_API_REQUEST_SIZE=\"12parsecs\": expected a size like 768kb (units b, kb, mb, gb)");
     /// ```
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<ConfigBuilder, ConfigError> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ConfigBuilder, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let b = ConfigBuilder {
             enabled: get("ELASTIC_APM_ENABLED").map(|v| parse_bool("ELASTIC_APM_ENABLED", &v)).transpose()?,
@@ -530,7 +528,8 @@ impl ConfigBuilder {
         if max_queue_size == 0 {
             return Err(ConfigError::new(MAX_QUEUE_SIZE, "0", "must be at least 1"));
         }
-        for (name, value) in [("ELASTIC_APM_SECRET_TOKEN", &self.secret_token), ("ELASTIC_APM_API_KEY", &self.api_key)] {
+        for (name, value) in [("ELASTIC_APM_SECRET_TOKEN", &self.secret_token), ("ELASTIC_APM_API_KEY", &self.api_key)]
+        {
             // The value goes into an HTTP header; refuse what cannot, without echoing the secret.
             if value.as_ref().is_some_and(|v| !v.bytes().all(|b| (0x20..0x7f).contains(&b))) {
                 return Err(ConfigError::new(name, "[REDACTED]", "must be printable ASCII"));

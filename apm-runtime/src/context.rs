@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Poll, Context as TaskContext};
+use std::task::{Context as TaskContext, Poll};
 
 use crate::ids::SpanId;
 use crate::transaction::TxShared;
@@ -79,7 +79,12 @@ fn thread_names() -> &'static Mutex<Vec<(u64, String)>> {
 
 fn register_thread() -> u64 {
     let tag = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
-    let name = std::thread::current().name().map_or_else(|| format!("thread-{tag}"), str::to_string);
+    // Pools often give every worker the same name; the tag tells them apart.
+    let name = match std::thread::current().name() {
+        Some("main") => "main".to_string(),
+        Some(name) => format!("{name}#{tag}"),
+        None => format!("thread-{tag}"),
+    };
     thread_names().lock().unwrap_or_else(|e| e.into_inner()).push((tag, name));
     tag
 }
@@ -307,13 +312,8 @@ mod tests {
     #[test]
     fn thread_tags_are_distinct_and_named() {
         let here = thread_tag();
-        let there = std::thread::Builder::new()
-            .name("worker-x".into())
-            .spawn(thread_tag)
-            .unwrap()
-            .join()
-            .unwrap();
+        let there = std::thread::Builder::new().name("worker-x".into()).spawn(thread_tag).unwrap().join().unwrap();
         assert_ne!(here, there);
-        assert_eq!(thread_name(there), "worker-x");
+        assert_eq!(thread_name(there), format!("worker-x#{there}"));
     }
 }

@@ -15,7 +15,7 @@ use crate::metadata::Metadata;
 /// How a transaction or span ended, as Elastic's `outcome` field.
 ///
 /// ```
-/// let tx = apm_runtime::Transaction::start("job");
+/// let mut tx = apm_runtime::Transaction::start("job");
 /// tx.set_outcome(apm_runtime::Outcome::Failure);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -109,6 +109,8 @@ pub(crate) fn truncate(s: &str) -> &str {
     }
 }
 
+// `serialize_with` hands over a reference to the field's own type.
+#[allow(clippy::ptr_arg)]
 fn truncated<S: Serializer>(v: &Cow<'static, str>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(truncate(v))
 }
@@ -130,6 +132,8 @@ fn truncated_opt<S: Serializer>(v: &Option<Cow<'static, str>>, s: S) -> Result<S
 /// agent.flush(std::time::Duration::from_secs(5));
 /// assert_eq!(sink.transactions()[0]["name"], "nightly");
 /// ```
+// Spans are inline on purpose: boxing would cost an allocation per span on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Event {
     /// A finished transaction.
@@ -181,7 +185,6 @@ impl Event {
             Event::Error(_) => "error",
         }
     }
-
 }
 
 impl crate::waterfall::Row {
@@ -470,9 +473,9 @@ impl Serialize for SpanEvent {
                         service: Resource { resource },
                     }),
                     service: exit.and_then(|e| {
-                        e.target_type.as_deref().map(|kind| Service {
-                            target: Target { kind, name: e.target_name.as_deref() },
-                        })
+                        e.target_type
+                            .as_deref()
+                            .map(|kind| Service { target: Target { kind, name: e.target_name.as_deref() } })
                     }),
                 })
             }
@@ -550,7 +553,11 @@ impl Serialize for ErrorEvent {
             parent_id: self.parent_id,
             timestamp: self.timestamp,
             culprit: self.culprit.as_deref().map(truncate),
-            exception: Exception { message: &self.message, kind: truncate(&self.exception_type), handled: self.handled },
+            exception: Exception {
+                message: &self.message,
+                kind: truncate(&self.exception_type),
+                handled: self.handled,
+            },
             transaction: Tx {
                 name: truncate(&self.transaction_name),
                 kind: truncate(&self.transaction_type),

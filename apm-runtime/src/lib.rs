@@ -28,6 +28,9 @@
 //! assert!(spans.iter().all(|s| s["sync"] == false)); // they ran on pool threads
 //! ```
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod agent;
 mod clock;
 mod config;
@@ -35,9 +38,6 @@ mod context;
 mod error;
 mod event;
 mod ids;
-#[doc(hidden)]
-#[path = "private.rs"]
-pub mod __private;
 mod metadata;
 pub mod propagation;
 pub mod report;

@@ -118,8 +118,7 @@ impl TraceParent {
         if bytes.len() <= TRACE_ID_DELIM || bytes[TRACE_ID_DELIM] != b'-' {
             return Err(TraceContextError::InvalidVersion);
         }
-        let version = decode_hex::<1>(&bytes[..TRACE_ID_DELIM], false)
-            .ok_or(TraceContextError::InvalidVersion)?[0];
+        let version = decode_hex::<1>(&bytes[..TRACE_ID_DELIM], false).ok_or(TraceContextError::InvalidVersion)?[0];
         if version == FORBIDDEN_VERSION {
             return Err(TraceContextError::ForbiddenVersion);
         }
@@ -127,24 +126,16 @@ impl TraceParent {
         let known_version = version == 0;
         if known_version {
             if bytes.len() != TRACEPARENT_LEN {
-                return Err(TraceContextError::WrongLength {
-                    version,
-                    actual: bytes.len(),
-                });
+                return Err(TraceContextError::WrongLength { version, actual: bytes.len() });
             }
         } else {
             // Future versions are assumed to be additive: the version-00
             // fields come first and anything after them is introduced by '-'.
             if bytes.len() < TRACEPARENT_LEN {
-                return Err(TraceContextError::WrongLength {
-                    version,
-                    actual: bytes.len(),
-                });
+                return Err(TraceContextError::WrongLength { version, actual: bytes.len() });
             }
             if bytes.len() > TRACEPARENT_LEN && bytes[TRACEPARENT_LEN] != b'-' {
-                return Err(TraceContextError::MissingDelimiter {
-                    index: TRACEPARENT_LEN,
-                });
+                return Err(TraceContextError::MissingDelimiter { index: TRACEPARENT_LEN });
             }
         }
         for index in [PARENT_ID_DELIM, FLAGS_DELIM] {
@@ -155,18 +146,11 @@ impl TraceParent {
 
         let allow_upper = !known_version;
         let trace_id = decode_hex::<16>(&bytes[TRACE_ID_DELIM + 1..PARENT_ID_DELIM], allow_upper)
-            .ok_or(TraceContextError::InvalidHex {
-            field: TraceParentField::TraceId,
-        })?;
+            .ok_or(TraceContextError::InvalidHex { field: TraceParentField::TraceId })?;
         let parent_id = decode_hex::<8>(&bytes[PARENT_ID_DELIM + 1..FLAGS_DELIM], allow_upper)
-            .ok_or(TraceContextError::InvalidHex {
-                field: TraceParentField::ParentId,
-            })?;
-        let flags = decode_hex::<1>(&bytes[FLAGS_DELIM + 1..TRACEPARENT_LEN], allow_upper).ok_or(
-            TraceContextError::InvalidHex {
-                field: TraceParentField::Flags,
-            },
-        )?[0];
+            .ok_or(TraceContextError::InvalidHex { field: TraceParentField::ParentId })?;
+        let flags = decode_hex::<1>(&bytes[FLAGS_DELIM + 1..TRACEPARENT_LEN], allow_upper)
+            .ok_or(TraceContextError::InvalidHex { field: TraceParentField::Flags })?[0];
 
         if trace_id == [0; 16] {
             return Err(TraceContextError::ZeroTraceId);
@@ -174,12 +158,7 @@ impl TraceParent {
         if parent_id == [0; 8] {
             return Err(TraceContextError::ZeroParentId);
         }
-        Ok(TraceParent {
-            version,
-            trace_id,
-            parent_id,
-            flags,
-        })
+        Ok(TraceParent { version, trace_id, parent_id, flags })
     }
 
     /// Whether the caller may have recorded this trace (flag bit `0x01`).
@@ -196,12 +175,7 @@ impl TraceParent {
     /// The ids are not validated: all-zero ids produce a header that every
     /// conforming receiver (including [`TraceParent::parse`]) rejects.
     pub fn new(trace_id: [u8; 16], parent_id: [u8; 8], sampled: bool) -> Self {
-        TraceParent {
-            version: 0,
-            trace_id,
-            parent_id,
-            flags: if sampled { FLAG_SAMPLED } else { 0 },
-        }
+        TraceParent { version: 0, trace_id, parent_id, flags: if sampled { FLAG_SAMPLED } else { 0 } }
     }
 
     /// Serializes as `00-<32 hex>-<16 hex>-<2 hex>` in lowercase (55 bytes).
@@ -220,10 +194,7 @@ impl TraceParent {
         buf[0] = b'0';
         buf[1] = b'0';
         buf[TRACE_ID_DELIM] = b'-';
-        encode_hex(
-            &self.trace_id,
-            &mut buf[TRACE_ID_DELIM + 1..PARENT_ID_DELIM],
-        );
+        encode_hex(&self.trace_id, &mut buf[TRACE_ID_DELIM + 1..PARENT_ID_DELIM]);
         buf[PARENT_ID_DELIM] = b'-';
         encode_hex(&self.parent_id, &mut buf[PARENT_ID_DELIM + 1..FLAGS_DELIM]);
         buf[FLAGS_DELIM] = b'-';
@@ -314,16 +285,13 @@ pub enum TraceContextError {
 impl fmt::Display for TraceContextError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TraceContextError::InvalidVersion => f.write_str(
-                "invalid traceparent: version is not 2 lowercase hex digits followed by '-'",
-            ),
-            TraceContextError::ForbiddenVersion => {
-                f.write_str("invalid traceparent: version ff is forbidden")
+            TraceContextError::InvalidVersion => {
+                f.write_str("invalid traceparent: version is not 2 lowercase hex digits followed by '-'")
             }
-            TraceContextError::WrongLength { version: 0, actual } => write!(
-                f,
-                "invalid traceparent: version 00 must be {TRACEPARENT_LEN} bytes, got {actual}"
-            ),
+            TraceContextError::ForbiddenVersion => f.write_str("invalid traceparent: version ff is forbidden"),
+            TraceContextError::WrongLength { version: 0, actual } => {
+                write!(f, "invalid traceparent: version 00 must be {TRACEPARENT_LEN} bytes, got {actual}")
+            }
             TraceContextError::WrongLength { version, actual } => write!(
                 f,
                 "invalid traceparent: version {version:02x} must be at least {TRACEPARENT_LEN} bytes, got {actual}"
@@ -334,12 +302,8 @@ impl fmt::Display for TraceContextError {
             TraceContextError::InvalidHex { field } => {
                 write!(f, "invalid traceparent: {field} is not valid hex")
             }
-            TraceContextError::ZeroTraceId => {
-                f.write_str("invalid traceparent: trace-id is all zeros")
-            }
-            TraceContextError::ZeroParentId => {
-                f.write_str("invalid traceparent: parent-id is all zeros")
-            }
+            TraceContextError::ZeroTraceId => f.write_str("invalid traceparent: trace-id is all zeros"),
+            TraceContextError::ZeroParentId => f.write_str("invalid traceparent: parent-id is all zeros"),
         }
     }
 }
@@ -420,9 +384,7 @@ impl TraceState {
         if let Some(existing) = self.get(ELASTIC_KEY) {
             for attr in existing.split(';') {
                 let keep = match attr.split_once(':') {
-                    Some((key, value)) => {
-                        key != "s" && !key.is_empty() && !value.is_empty() && !attr.ends_with(' ')
-                    }
+                    Some((key, value)) => key != "s" && !key.is_empty() && !value.is_empty() && !attr.ends_with(' '),
                     None => false,
                 };
                 // Elastic's spec: an attribute that would push the entry past
@@ -435,12 +397,7 @@ impl TraceState {
         }
         let mut members = Vec::with_capacity(self.members.len() + 1);
         members.push((ELASTIC_KEY.to_owned(), es_value));
-        members.extend(
-            self.members
-                .iter()
-                .filter(|(key, _)| key != ELASTIC_KEY)
-                .cloned(),
-        );
+        members.extend(self.members.iter().filter(|(key, _)| key != ELASTIC_KEY).cloned());
         members.truncate(MAX_MEMBERS);
         TraceState { members }
     }
@@ -451,11 +408,7 @@ impl TraceState {
         if self.members.is_empty() {
             return None;
         }
-        let len = self
-            .members
-            .iter()
-            .map(|(key, value)| key.len() + value.len() + 2)
-            .sum();
+        let len = self.members.iter().map(|(key, value)| key.len() + value.len() + 2).sum();
         let mut out = String::with_capacity(len);
         for (i, (key, value)) in self.members.iter().enumerate() {
             if i > 0 {
@@ -480,17 +433,12 @@ impl TraceState {
 
     /// Value of the member with `key`, if any.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.members
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, value)| value.as_str())
+        self.members.iter().find(|(k, _)| k == key).map(|(_, value)| value.as_str())
     }
 
     /// Members as `(key, value)` pairs, leftmost first.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.members
-            .iter()
-            .map(|(key, value)| (key.as_str(), value.as_str()))
+        self.members.iter().map(|(key, value)| (key.as_str(), value.as_str()))
     }
 }
 
@@ -515,9 +463,7 @@ impl TraceStateParser {
                 continue;
             }
             self.seen += 1;
-            let parsed = member
-                .split_once('=')
-                .filter(|(key, value)| is_valid_key(key) && is_valid_value(value));
+            let parsed = member.split_once('=').filter(|(key, value)| is_valid_key(key) && is_valid_value(value));
             let Some((key, value)) = parsed.filter(|_| self.seen <= MAX_MEMBERS) else {
                 self.invalid = true;
                 self.members = Vec::new();
@@ -533,9 +479,7 @@ impl TraceStateParser {
         if self.invalid {
             TraceState::default()
         } else {
-            TraceState {
-                members: self.members,
-            }
+            TraceState { members: self.members }
         }
     }
 }
@@ -687,10 +631,7 @@ pub fn extract(headers: &(impl HeaderSource + ?Sized)) -> Option<IncomingContext
     };
     let mut parser = TraceStateParser::default();
     headers.for_each_value(TRACESTATE_HEADER, &mut |value| parser.push(value));
-    Some(IncomingContext {
-        traceparent,
-        tracestate: parser.finish(),
-    })
+    Some(IncomingContext { traceparent, tracestate: parser.finish() })
 }
 
 enum Lookup {
@@ -793,9 +734,7 @@ fn is_valid_value(value: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= MAX_VALUE_LEN
         && bytes.last() != Some(&b' ')
-        && bytes
-            .iter()
-            .all(|&b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+        && bytes.iter().all(|&b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
 }
 
 /// Formats a sample rate for the `es` entry as described on
@@ -824,10 +763,8 @@ mod tests {
     use std::hash::BuildHasherDefault;
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    const TRACE_ID: [u8; 16] = [
-        0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47,
-        0x36,
-    ];
+    const TRACE_ID: [u8; 16] =
+        [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36];
     const PARENT_ID: [u8; 8] = [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7];
     /// The W3C test suite's ids.
     const SUITE_TRACE: &str = "12345678901234567890123456789012";
@@ -849,15 +786,7 @@ mod tests {
     #[test]
     fn parses_spec_examples() {
         let sampled = tp(VALID).unwrap();
-        assert_eq!(
-            sampled,
-            TraceParent {
-                version: 0,
-                trace_id: TRACE_ID,
-                parent_id: PARENT_ID,
-                flags: 1
-            }
-        );
+        assert_eq!(sampled, TraceParent { version: 0, trace_id: TRACE_ID, parent_id: PARENT_ID, flags: 1 });
         assert!(sampled.sampled());
 
         let unsampled = tp("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
@@ -898,12 +827,9 @@ mod tests {
 
     #[test]
     fn non_ows_whitespace_is_not_trimmed() {
-        for header in [
-            format!("\n{VALID}"),
-            format!("{VALID}\r\n"),
-            format!("\u{a0}{VALID}"),
-            format!("{VALID}\u{3000}"),
-        ] {
+        for header in
+            [format!("\n{VALID}"), format!("{VALID}\r\n"), format!("\u{a0}{VALID}"), format!("{VALID}\u{3000}")]
+        {
             assert!(tp(&header).is_err(), "{header:?}");
         }
     }
@@ -946,21 +872,14 @@ mod tests {
         let parsed = tp(&format!("01-{upper}")).unwrap();
         assert_eq!(parsed.trace_id, TRACE_ID);
         assert_eq!(parsed.flags, 0x0a);
-        assert_eq!(
-            tp(&format!("00-{upper}")),
-            Err(TraceContextError::InvalidHex {
-                field: TraceParentField::TraceId
-            })
-        );
+        assert_eq!(tp(&format!("00-{upper}")), Err(TraceContextError::InvalidHex { field: TraceParentField::TraceId }));
     }
 
     #[test]
     fn future_version_structural_errors() {
         // Extra content not introduced by '-'.
         assert_eq!(
-            tp(&format!(
-                "cc-{SUITE_TRACE}-1234567890123456-01.what-the-future-will-be-like"
-            )),
+            tp(&format!("cc-{SUITE_TRACE}-1234567890123456-01.what-the-future-will-be-like")),
             Err(TraceContextError::MissingDelimiter { index: 55 })
         );
         assert_eq!(
@@ -970,45 +889,25 @@ mod tests {
         // Shorter than the version 00 fields.
         assert_eq!(
             tp(&format!("cc-{SUITE_TRACE}-1234567890123456-1")),
-            Err(TraceContextError::WrongLength {
-                version: 0xcc,
-                actual: 54
-            })
+            Err(TraceContextError::WrongLength { version: 0xcc, actual: 54 })
         );
-        assert_eq!(
-            tp("cc-"),
-            Err(TraceContextError::WrongLength {
-                version: 0xcc,
-                actual: 3
-            })
-        );
+        assert_eq!(tp("cc-"), Err(TraceContextError::WrongLength { version: 0xcc, actual: 3 }));
         // Field rules still apply.
-        assert_eq!(
-            tp(&format!("cc-{}-1234567890123456-01", "0".repeat(32))),
-            Err(TraceContextError::ZeroTraceId)
-        );
-        assert_eq!(
-            tp(&format!("cc-{SUITE_TRACE}-0000000000000000-01-x")),
-            Err(TraceContextError::ZeroParentId)
-        );
+        assert_eq!(tp(&format!("cc-{}-1234567890123456-01", "0".repeat(32))), Err(TraceContextError::ZeroTraceId));
+        assert_eq!(tp(&format!("cc-{SUITE_TRACE}-0000000000000000-01-x")), Err(TraceContextError::ZeroParentId));
         assert_eq!(
             tp(&format!("cc-{SUITE_TRACE}_1234567890123456-01-x")),
             Err(TraceContextError::MissingDelimiter { index: 35 })
         );
         assert_eq!(
             tp(&format!("cc-{SUITE_TRACE}-1234567890123456-0g-x")),
-            Err(TraceContextError::InvalidHex {
-                field: TraceParentField::Flags
-            })
+            Err(TraceContextError::InvalidHex { field: TraceParentField::Flags })
         );
     }
 
     #[test]
     fn version_ff_is_forbidden() {
-        assert_eq!(
-            tp(&format!("ff-{SUITE_TRACE}-1234567890123456-01")),
-            Err(TraceContextError::ForbiddenVersion)
-        );
+        assert_eq!(tp(&format!("ff-{SUITE_TRACE}-1234567890123456-01")), Err(TraceContextError::ForbiddenVersion));
         assert_eq!(
             tp(&format!("ff-{SUITE_TRACE}-1234567890123456-01-future")),
             Err(TraceContextError::ForbiddenVersion)
@@ -1018,21 +917,11 @@ mod tests {
     #[test]
     fn malformed_versions() {
         let rest = format!("{SUITE_TRACE}-1234567890123456-01");
-        for version in [
-            ".0", "0.", "000", "0000", "0", "", "0A", "FF", "CC", "g0", "0x",
-        ] {
-            assert_eq!(
-                tp(&format!("{version}-{rest}")),
-                Err(TraceContextError::InvalidVersion),
-                "{version:?}"
-            );
+        for version in [".0", "0.", "000", "0000", "0", "", "0A", "FF", "CC", "g0", "0x"] {
+            assert_eq!(tp(&format!("{version}-{rest}")), Err(TraceContextError::InvalidVersion), "{version:?}");
         }
         for header in ["", " ", "0", "00", "00_", "\t\t"] {
-            assert_eq!(
-                tp(header),
-                Err(TraceContextError::InvalidVersion),
-                "{header:?}"
-            );
+            assert_eq!(tp(header), Err(TraceContextError::InvalidVersion), "{header:?}");
         }
     }
 
@@ -1042,13 +931,7 @@ mod tests {
     fn version_00_rejects_extra_content() {
         for suffix in [".", "-", "-what-the-future-will-be-like", "0", " x"] {
             let header = format!("00-{SUITE_TRACE}-1234567890123456-01{suffix}");
-            assert!(
-                matches!(
-                    tp(&header),
-                    Err(TraceContextError::WrongLength { version: 0, .. })
-                ),
-                "{header:?}"
-            );
+            assert!(matches!(tp(&header), Err(TraceContextError::WrongLength { version: 0, .. })), "{header:?}");
         }
     }
 
@@ -1062,10 +945,7 @@ mod tests {
             format!("00-{SUITE_TRACE}-1234567890123456-001"),
             format!("00-{SUITE_TRACE}-1234567890123456-1"),
         ] {
-            assert!(
-                matches!(tp(&header), Err(TraceContextError::WrongLength { .. })),
-                "{header:?}"
-            );
+            assert!(matches!(tp(&header), Err(TraceContextError::WrongLength { .. })), "{header:?}");
         }
         // Right total length, wrong field boundaries.
         assert_eq!(
@@ -1082,50 +962,17 @@ mod tests {
     fn illegal_characters() {
         let id_err = |field| Err(TraceContextError::InvalidHex { field });
         let cases = [
-            (
-                "00-.2345678901234567890123456789012-1234567890123456-01",
-                TraceParentField::TraceId,
-            ),
-            (
-                "00-1234567890123456789012345678901.-1234567890123456-01",
-                TraceParentField::TraceId,
-            ),
-            (
-                "00-12345678901234567890123456789012-.234567890123456-01",
-                TraceParentField::ParentId,
-            ),
-            (
-                "00-12345678901234567890123456789012-123456789012345.-01",
-                TraceParentField::ParentId,
-            ),
-            (
-                "00-12345678901234567890123456789012-1234567890123456-.0",
-                TraceParentField::Flags,
-            ),
-            (
-                "00-12345678901234567890123456789012-1234567890123456-0.",
-                TraceParentField::Flags,
-            ),
-            (
-                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-                TraceParentField::TraceId,
-            ),
-            (
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
-                TraceParentField::ParentId,
-            ),
-            (
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A",
-                TraceParentField::Flags,
-            ),
-            (
-                "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
-                TraceParentField::TraceId,
-            ),
-            (
-                "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                TraceParentField::TraceId,
-            ),
+            ("00-.2345678901234567890123456789012-1234567890123456-01", TraceParentField::TraceId),
+            ("00-1234567890123456789012345678901.-1234567890123456-01", TraceParentField::TraceId),
+            ("00-12345678901234567890123456789012-.234567890123456-01", TraceParentField::ParentId),
+            ("00-12345678901234567890123456789012-123456789012345.-01", TraceParentField::ParentId),
+            ("00-12345678901234567890123456789012-1234567890123456-.0", TraceParentField::Flags),
+            ("00-12345678901234567890123456789012-1234567890123456-0.", TraceParentField::Flags),
+            ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", TraceParentField::TraceId),
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01", TraceParentField::ParentId),
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A", TraceParentField::Flags),
+            ("00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01", TraceParentField::TraceId),
+            ("00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceParentField::TraceId),
         ];
         for (header, field) in cases {
             assert_eq!(tp(header), id_err(field), "{header}");
@@ -1151,14 +998,8 @@ mod tests {
 
     #[test]
     fn zero_ids() {
-        assert_eq!(
-            tp(&format!("00-{}-1234567890123456-01", "0".repeat(32))),
-            Err(TraceContextError::ZeroTraceId)
-        );
-        assert_eq!(
-            tp(&format!("00-{SUITE_TRACE}-0000000000000000-01")),
-            Err(TraceContextError::ZeroParentId)
-        );
+        assert_eq!(tp(&format!("00-{}-1234567890123456-01", "0".repeat(32))), Err(TraceContextError::ZeroTraceId));
+        assert_eq!(tp(&format!("00-{SUITE_TRACE}-0000000000000000-01")), Err(TraceContextError::ZeroParentId));
         // Only the ids are checked for zero: zero flags are fine.
         assert!(tp(&format!("00-{SUITE_TRACE}-1234567890123456-00")).is_ok());
     }
@@ -1209,16 +1050,8 @@ mod tests {
         assert_eq!(parsed.write_header(&mut buf), VALID);
         assert_eq!(parsed.to_string(), VALID);
         assert_eq!(VALID.parse::<TraceParent>(), Ok(parsed));
-        let max = TraceParent {
-            version: 0,
-            trace_id: [0xff; 16],
-            parent_id: [0xab; 8],
-            flags: 0xff,
-        };
-        assert_eq!(
-            max.to_header(),
-            "00-ffffffffffffffffffffffffffffffff-abababababababab-ff"
-        );
+        let max = TraceParent { version: 0, trace_id: [0xff; 16], parent_id: [0xab; 8], flags: 0xff };
+        assert_eq!(max.to_header(), "00-ffffffffffffffffffffffffffffffff-abababababababab-ff");
     }
 
     #[test]
@@ -1226,18 +1059,10 @@ mod tests {
         let errors = [
             TraceContextError::InvalidVersion,
             TraceContextError::ForbiddenVersion,
-            TraceContextError::WrongLength {
-                version: 0,
-                actual: 56,
-            },
-            TraceContextError::WrongLength {
-                version: 0xcc,
-                actual: 10,
-            },
+            TraceContextError::WrongLength { version: 0, actual: 56 },
+            TraceContextError::WrongLength { version: 0xcc, actual: 10 },
             TraceContextError::MissingDelimiter { index: 35 },
-            TraceContextError::InvalidHex {
-                field: TraceParentField::ParentId,
-            },
+            TraceContextError::InvalidHex { field: TraceParentField::ParentId },
             TraceContextError::ZeroTraceId,
             TraceContextError::ZeroParentId,
         ];
@@ -1246,17 +1071,10 @@ mod tests {
             let msg = boxed.to_string();
             assert!(msg.starts_with("invalid traceparent: "), "{msg}");
         }
-        assert!(TraceContextError::WrongLength {
-            version: 0xcc,
-            actual: 10
-        }
-        .to_string()
-        .contains("version cc must be at least 55 bytes, got 10"));
-        assert!(TraceContextError::InvalidHex {
-            field: TraceParentField::ParentId
-        }
-        .to_string()
-        .contains("parent-id"));
+        assert!(TraceContextError::WrongLength { version: 0xcc, actual: 10 }
+            .to_string()
+            .contains("version cc must be at least 55 bytes, got 10"));
+        assert!(TraceContextError::InvalidHex { field: TraceParentField::ParentId }.to_string().contains("parent-id"));
         assert_eq!(TraceParentField::Version.to_string(), "version");
     }
 
@@ -1265,26 +1083,17 @@ mod tests {
     #[test]
     fn tracestate_basic() {
         let state = ts(&["rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"]);
-        assert_eq!(
-            members(&state),
-            [("rojo", "00f067aa0ba902b7"), ("congo", "t61rcWkgMzE")]
-        );
+        assert_eq!(members(&state), [("rojo", "00f067aa0ba902b7"), ("congo", "t61rcWkgMzE")]);
         assert_eq!(state.len(), 2);
         assert_eq!(state.get("congo"), Some("t61rcWkgMzE"));
         assert_eq!(state.get("nope"), None);
-        assert_eq!(
-            state.to_header().as_deref(),
-            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
-        );
+        assert_eq!(state.to_header().as_deref(), Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"));
     }
 
     #[test]
     fn tracestate_multiple_headers_keep_order() {
         let state = ts(&["foo=1,bar=2", "rojo=1,congo=2", "baz=3"]);
-        assert_eq!(
-            state.to_header().as_deref(),
-            Some("foo=1,bar=2,rojo=1,congo=2,baz=3")
-        );
+        assert_eq!(state.to_header().as_deref(), Some("foo=1,bar=2,rojo=1,congo=2,baz=3"));
     }
 
     #[test]
@@ -1296,20 +1105,14 @@ mod tests {
         assert_eq!(TraceState::default().to_header(), None);
         assert_eq!(members(&ts(&["foo=1", ""])), [("foo", "1")]);
         assert_eq!(members(&ts(&["", "foo=1"])), [("foo", "1")]);
-        assert_eq!(
-            members(&ts(&[",,a=1,, ,\t,b=2,"])),
-            [("a", "1"), ("b", "2")]
-        );
+        assert_eq!(members(&ts(&[",,a=1,, ,\t,b=2,"])), [("a", "1"), ("b", "2")]);
     }
 
     #[test]
     fn tracestate_ows_handling() {
         let expected = [("foo", "1"), ("bar", "2"), ("baz", "3")];
         assert_eq!(members(&ts(&["foo=1 \t , \t bar=2, \t baz=3"])), expected);
-        assert_eq!(
-            members(&ts(&["foo=1\t \t,\t \tbar=2,\t \tbaz=3"])),
-            expected
-        );
+        assert_eq!(members(&ts(&["foo=1\t \t,\t \tbar=2,\t \tbaz=3"])), expected);
         for value in [" foo=1", "\tfoo=1", "foo=1 ", "foo=1\t", "\t foo=1 \t"] {
             assert_eq!(members(&ts(&[value])), [("foo", "1")], "{value:?}");
         }
@@ -1322,10 +1125,7 @@ mod tests {
     fn tracestate_all_allowed_characters() {
         let key = "abcdefghijklmnopqrstuvwxyz0123456789_-*/";
         let tenant_key = format!("{key}@a-z0-9_-*/");
-        let value: String = (0x20u8..=0x7e)
-            .filter(|b| *b != b',' && *b != b'=')
-            .map(char::from)
-            .collect();
+        let value: String = (0x20u8..=0x7e).filter(|b| *b != b',' && *b != b'=').map(char::from).collect();
         for key in [key.to_owned(), tenant_key] {
             let state = TraceState::parse([format!("{key}={value}").as_str()]);
             assert_eq!(state.get(&key), Some(value.as_str()), "{key}");
@@ -1396,10 +1196,7 @@ mod tests {
         }
         assert!(TraceState::parse([format!("foo={}", "v".repeat(257)).as_str()]).is_empty());
         let max = "v".repeat(256);
-        assert_eq!(
-            TraceState::parse([format!("foo={max}").as_str()]).get("foo"),
-            Some(max.as_str())
-        );
+        assert_eq!(TraceState::parse([format!("foo={max}").as_str()]).get("foo"), Some(max.as_str()));
     }
 
     #[test]
@@ -1430,10 +1227,7 @@ mod tests {
         assert_eq!(members(&ts(&["foo=1,foo=1"])), [("foo", "1")]);
         assert_eq!(members(&ts(&["foo=1,foo=2"])), [("foo", "1")]);
         assert_eq!(members(&ts(&["foo=1", "foo=1"])), [("foo", "1")]);
-        assert_eq!(
-            members(&ts(&["foo=1", "bar=3", "foo=2"])),
-            [("foo", "1"), ("bar", "3")]
-        );
+        assert_eq!(members(&ts(&["foo=1", "bar=3", "foo=2"])), [("foo", "1"), ("bar", "3")]);
     }
 
     #[test]
@@ -1444,12 +1238,7 @@ mod tests {
 
     #[test]
     fn tracestate_round_trips() {
-        for header in [
-            "a=1",
-            "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
-            "es=s:0.5,fw529a3039@dt=x y",
-            "k= leading",
-        ] {
+        for header in ["a=1", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", "es=s:0.5,fw529a3039@dt=x y", "k= leading"] {
             let state = ts(&[header]);
             assert_eq!(state.to_header().as_deref(), Some(header));
             assert_eq!(TraceState::parse([header]), state);
@@ -1580,21 +1369,16 @@ mod tests {
         assert_eq!(extract(array.as_slice()), Some(ctx.clone()));
         assert_eq!(extract(&&array[..]), Some(ctx.clone()));
 
-        let owned: Vec<(String, String)> = array
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let owned: Vec<(String, String)> = array.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert_eq!(extract(&owned), Some(ctx.clone()));
         assert_eq!(extract(&&owned), Some(ctx));
     }
 
     #[test]
     fn extract_header_names_are_case_insensitive() {
-        for (tp_name, ts_name) in [
-            ("TraceParent", "TraceState"),
-            ("TRACEPARENT", "TRACESTATE"),
-            ("traceParent", "traceState"),
-        ] {
+        for (tp_name, ts_name) in
+            [("TraceParent", "TraceState"), ("TRACEPARENT", "TRACESTATE"), ("traceParent", "traceState")]
+        {
             let headers = [(tp_name, SUITE_TP), (ts_name, "foo=1")];
             let ctx = extract(&headers).unwrap();
             assert_eq!(hex(&ctx.traceparent.trace_id), SUITE_TRACE);
@@ -1614,19 +1398,10 @@ mod tests {
     #[test]
     fn extract_duplicate_traceparent_restarts() {
         let other = "00-12345678901234567890123456789011-1234567890123456-01";
-        assert_eq!(
-            extract(&[("traceparent", other), ("traceparent", SUITE_TP)]),
-            None
-        );
-        assert_eq!(
-            extract(&[("traceparent", SUITE_TP), ("TraceParent", SUITE_TP)]),
-            None
-        );
+        assert_eq!(extract(&[("traceparent", other), ("traceparent", SUITE_TP)]), None);
+        assert_eq!(extract(&[("traceparent", SUITE_TP), ("TraceParent", SUITE_TP)]), None);
         // An invalid duplicate still counts.
-        assert_eq!(
-            extract(&[("traceparent", SUITE_TP), ("traceparent", "garbage")]),
-            None
-        );
+        assert_eq!(extract(&[("traceparent", SUITE_TP), ("traceparent", "garbage")]), None);
         // A comma-combined value is just a malformed single value.
         let combined = format!("{SUITE_TP}, {other}");
         assert_eq!(extract(&[("traceparent", combined.as_str())]), None);
@@ -1640,10 +1415,7 @@ mod tests {
         assert_eq!(extract(&[("traceparent", "")]), None);
         assert_eq!(
             extract(&[
-                (
-                    "traceparent",
-                    "00-00000000000000000000000000000000-1234567890123456-01"
-                ),
+                ("traceparent", "00-00000000000000000000000000000000-1234567890123456-01"),
                 ("tracestate", "foo=1"),
             ]),
             None
@@ -1658,22 +1430,13 @@ mod tests {
         assert_eq!(ctx.tracestate.get("a"), Some("1"));
 
         // traceparent takes precedence, even when it is invalid.
-        let both = [
-            ("elastic-apm-traceparent", legacy),
-            ("traceparent", SUITE_TP),
-        ];
-        assert_eq!(
-            hex(&extract(&both).unwrap().traceparent.trace_id),
-            SUITE_TRACE
-        );
+        let both = [("elastic-apm-traceparent", legacy), ("traceparent", SUITE_TP)];
+        assert_eq!(hex(&extract(&both).unwrap().traceparent.trace_id), SUITE_TRACE);
         let invalid = [("elastic-apm-traceparent", legacy), ("traceparent", "junk")];
         assert_eq!(extract(&invalid), None);
 
         // The legacy header has the same duplicate rule.
-        let dup = [
-            ("elastic-apm-traceparent", legacy),
-            ("elastic-apm-traceparent", legacy),
-        ];
+        let dup = [("elastic-apm-traceparent", legacy), ("elastic-apm-traceparent", legacy)];
         assert_eq!(extract(&dup), None);
     }
 
@@ -1687,10 +1450,7 @@ mod tests {
             ("tracestate", "baz=3"),
         ])
         .unwrap();
-        assert_eq!(
-            ctx.tracestate.to_header().as_deref(),
-            Some("foo=1,bar=2,rojo=1,congo=2,baz=3")
-        );
+        assert_eq!(ctx.tracestate.to_header().as_deref(), Some("foo=1,bar=2,rojo=1,congo=2,baz=3"));
 
         // Invalid tracestate never affects traceparent.
         let ctx = extract(&[("traceparent", SUITE_TP), ("tracestate", "foo=bar=baz")]).unwrap();
@@ -1728,9 +1488,7 @@ mod tests {
         let ctx = extract(&source).unwrap();
         assert_eq!(ctx.tracestate.get("foo"), Some("1"));
 
-        let legacy_only = HeaderFn(|name: &str| {
-            (name == ELASTIC_TRACEPARENT_HEADER).then(|| SUITE_TP.to_owned())
-        });
+        let legacy_only = HeaderFn(|name: &str| (name == ELASTIC_TRACEPARENT_HEADER).then(|| SUITE_TP.to_owned()));
         assert!(extract(&legacy_only).is_some());
         assert_eq!(extract(&HeaderFn(|_: &str| None)), None);
     }
@@ -1761,10 +1519,7 @@ mod tests {
         // Names that are not valid header names simply match nothing.
         map.for_each_value("bad name\n", &mut |_| panic!("no match expected"));
 
-        map.append(
-            HeaderName::from_static("traceparent"),
-            HeaderValue::from_static(SUITE_TP),
-        );
+        map.append(HeaderName::from_static("traceparent"), HeaderValue::from_static(SUITE_TP));
         assert_eq!(extract(&map), None);
 
         // A non-UTF-8 duplicate still makes the header ambiguous.
@@ -1774,10 +1529,7 @@ mod tests {
         assert_eq!(extract(&map), None);
 
         let mut legacy = HeaderMap::new();
-        legacy.insert(
-            "elastic-apm-traceparent",
-            HeaderValue::from_static(SUITE_TP),
-        );
+        legacy.insert("elastic-apm-traceparent", HeaderValue::from_static(SUITE_TP));
         assert!(extract(&legacy).is_some());
     }
 
@@ -1812,10 +1564,7 @@ mod tests {
     }
 
     fn tracestate_key() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[a-z][a-z0-9_*/-]{0,20}",
-            "[a-z0-9][a-z0-9_*/-]{0,10}@[a-z][a-z0-9_*/-]{0,13}",
-        ]
+        prop_oneof!["[a-z][a-z0-9_*/-]{0,20}", "[a-z0-9][a-z0-9_*/-]{0,10}@[a-z][a-z0-9_*/-]{0,13}",]
     }
 
     fn tracestate_value() -> impl Strategy<Value = String> {

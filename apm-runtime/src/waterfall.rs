@@ -113,9 +113,8 @@ const RED: &str = "\x1b[38;5;203m";
 /// 256-colour approximations of [`HTML_PALETTE`], same order, so a service
 /// or type gets the same hue in both outputs. Red is kept out: it means failure.
 const ANSI_PALETTE: [u8; 8] = [75, 78, 215, 141, 221, 80, 175, 180];
-const HTML_PALETTE: [&str; 8] = [
-    "#6092c0", "#54b399", "#da8b45", "#9170b8", "#d6bf57", "#4fb3bf", "#ca8eae", "#b9a888",
-];
+const HTML_PALETTE: [&str; 8] =
+    ["#6092c0", "#54b399", "#da8b45", "#9170b8", "#d6bf57", "#4fb3bf", "#ca8eae", "#b9a888"];
 
 impl Waterfall {
     /// Builds the tree: rows grouped by `trace_id` (several traces render one
@@ -132,15 +131,8 @@ impl Waterfall {
             });
             groups[slot].1.push(row);
         }
-        let mut traces: Vec<Trace> = groups
-            .into_iter()
-            .map(|(id, rows)| Trace::build(id, rows))
-            .collect();
-        traces.sort_by(|a, b| {
-            a.start_us
-                .cmp(&b.start_us)
-                .then_with(|| a.trace_id.cmp(&b.trace_id))
-        });
+        let mut traces: Vec<Trace> = groups.into_iter().map(|(id, rows)| Trace::build(id, rows)).collect();
+        traces.sort_by(|a, b| a.start_us.cmp(&b.start_us).then_with(|| a.trace_id.cmp(&b.trace_id)));
         Waterfall { traces }
     }
 
@@ -207,23 +199,10 @@ impl Trace {
     fn build(trace_id: String, rows: Vec<Row>) -> Trace {
         let n = rows.len();
         // Errors are instants; a bogus duration on one must not stretch the axis.
-        let durs: Vec<u64> = rows
-            .iter()
-            .map(|r| {
-                if r.kind == RowKind::Error {
-                    0
-                } else {
-                    ms_to_us(r.duration_ms)
-                }
-            })
-            .collect();
+        let durs: Vec<u64> =
+            rows.iter().map(|r| if r.kind == RowKind::Error { 0 } else { ms_to_us(r.duration_ms) }).collect();
         let start_us = rows.iter().map(|r| r.start_us).min().unwrap_or(0);
-        let end_us = rows
-            .iter()
-            .zip(&durs)
-            .map(|(r, d)| r.start_us.saturating_add(*d))
-            .max()
-            .unwrap_or(start_us);
+        let end_us = rows.iter().zip(&durs).map(|(r, d)| r.start_us.saturating_add(*d)).max().unwrap_or(start_us);
 
         // Errors cannot have children; the first row wins on duplicate ids so
         // a duplicated id never makes a subtree vanish.
@@ -290,11 +269,7 @@ impl Trace {
             let color = if r.kind == RowKind::Error {
                 0
             } else {
-                let k = if color_by_service {
-                    &r.service
-                } else {
-                    &r.span_type
-                };
+                let k = if color_by_service { &r.service } else { &r.span_type };
                 match color_keys.iter().position(|c| c == k) {
                     Some(p) => p,
                     None => {
@@ -339,10 +314,8 @@ impl Trace {
     }
 
     fn counts(&self) -> String {
-        let mut parts = vec![
-            plural(self.transactions, "transaction", "transactions"),
-            plural(self.spans, "span", "spans"),
-        ];
+        let mut parts =
+            vec![plural(self.transactions, "transaction", "transactions"), plural(self.spans, "span", "spans")];
         if self.errors > 0 {
             parts.push(plural(self.errors, "error", "errors"));
         }
@@ -357,21 +330,14 @@ fn walk(
     visited: &mut [bool],
     order: &mut Vec<(usize, usize, Vec<bool>, bool)>,
 ) {
-    let mut stack: Vec<(usize, usize, Vec<bool>, bool)> = roots
-        .iter()
-        .rev()
-        .map(|&r| (r, 0, Vec::new(), true))
-        .collect();
+    let mut stack: Vec<(usize, usize, Vec<bool>, bool)> =
+        roots.iter().rev().map(|&r| (r, 0, Vec::new(), true)).collect();
     while let Some((i, depth, guides, last)) = stack.pop() {
         if visited[i] {
             continue;
         }
         visited[i] = true;
-        let kids: Vec<usize> = children[i]
-            .iter()
-            .copied()
-            .filter(|c| !visited[*c])
-            .collect();
+        let kids: Vec<usize> = children[i].iter().copied().filter(|c| !visited[*c]).collect();
         let child_guides = if depth == 0 {
             Vec::new()
         } else {
@@ -493,9 +459,7 @@ fn bar_cols(offset_us: u64, dur_us: u64, total_us: u64, w: usize) -> (usize, usi
         ((t * w as u128 * 2 + total_us as u128) / (total_us as u128 * 2)) as usize
     };
     let start = scale(offset_us).min(w - 1);
-    let end = scale(offset_us.saturating_add(dur_us))
-        .min(w)
-        .max(start + 1);
+    let end = scale(offset_us.saturating_add(dur_us)).min(w).max(start + 1);
     (start, end)
 }
 
@@ -510,13 +474,7 @@ fn point_col(offset_us: u64, total_us: u64, w: usize) -> usize {
 /// (or inject escape sequences).
 fn clean(s: &str) -> String {
     s.chars()
-        .map(|c| {
-            if c.is_control() || matches!(c as u32, 0x202A..=0x202E | 0x2066..=0x2069) {
-                ' '
-            } else {
-                c
-            }
-        })
+        .map(|c| if c.is_control() || matches!(c as u32, 0x202A..=0x202E | 0x2066..=0x2069) { ' ' } else { c })
         .collect()
 }
 
@@ -581,11 +539,7 @@ struct Line {
 
 impl Line {
     fn new(color: bool) -> Line {
-        Line {
-            buf: String::new(),
-            width: 0,
-            color,
-        }
+        Line { buf: String::new(), width: 0, color }
     }
 
     fn push(&mut self, text: &str, style: &str) {
@@ -635,20 +589,10 @@ impl TextLayout {
         self.name_w + GAP
     }
     fn thread_col(&self) -> usize {
-        self.type_col()
-            + if self.type_w > 0 {
-                self.type_w + GAP
-            } else {
-                0
-            }
+        self.type_col() + if self.type_w > 0 { self.type_w + GAP } else { 0 }
     }
     fn dur_col(&self) -> usize {
-        self.thread_col()
-            + if self.thread_w > 0 {
-                self.thread_w + GAP
-            } else {
-                0
-            }
+        self.thread_col() + if self.thread_w > 0 { self.thread_w + GAP } else { 0 }
     }
     fn bar_col(&self) -> usize {
         self.dur_col() + DUR_W + GAP
@@ -662,66 +606,31 @@ fn text_layout(t: &Trace, width: usize) -> TextLayout {
         .map(|n| 3 * n.depth + str_width(&name_text(n)) + suffix_text(n).chars().count())
         .max()
         .unwrap_or(0);
-    let type_max = t
-        .nodes
-        .iter()
-        .map(|n| str_width(&clean(&type_label(&n.row))))
-        .max()
-        .unwrap_or(0);
-    let thread_max = t
-        .nodes
-        .iter()
-        .map(|n| str_width(&clean(&n.row.thread)))
-        .max()
-        .unwrap_or(0);
+    let type_max = t.nodes.iter().map(|n| str_width(&clean(&type_label(&n.row)))).max().unwrap_or(0);
+    let thread_max = t.nodes.iter().map(|n| str_width(&clean(&n.row.thread))).max().unwrap_or(0);
     if width >= MIN_BAR_LAYOUT_WIDTH {
         // Progressively give up type/thread room before giving up the bars.
         for (type_cap, thread_cap) in [(16, 18), (12, 12), (8, 0)] {
             let type_w = type_max.max(4).min(type_cap);
-            let thread_w = if thread_cap == 0 {
-                0
-            } else {
-                thread_max.max(6).min(thread_cap)
-            };
+            let thread_w = if thread_cap == 0 { 0 } else { thread_max.max(6).min(thread_cap) };
             let fixed = type_w + GAP + DUR_W + GAP + if thread_w > 0 { thread_w + GAP } else { 0 };
             let Some(rest) = width.checked_sub(fixed + GAP) else {
                 continue;
             };
             // Wider type/thread columns are only worth it while name and bars
             // keep the majority of the line; the last resort just needs minima.
-            let need = if thread_cap == 0 {
-                NAME_MIN + BAR_MIN
-            } else {
-                (width * 55 / 100).max(NAME_MIN + BAR_MIN)
-            };
+            let need = if thread_cap == 0 { NAME_MIN + BAR_MIN } else { (width * 55 / 100).max(NAME_MIN + BAR_MIN) };
             if rest < need {
                 continue;
             }
             // Names get at most ~half of the free room; the bars are the point.
-            let name_w = name_max
-                .max(NAME_MIN)
-                .min((rest / 2).max(NAME_MIN))
-                .min(rest - BAR_MIN);
-            return TextLayout {
-                name_w,
-                type_w,
-                thread_w,
-                bar_w: rest - name_w,
-            };
+            let name_w = name_max.max(NAME_MIN).min((rest / 2).max(NAME_MIN)).min(rest - BAR_MIN);
+            return TextLayout { name_w, type_w, thread_w, bar_w: rest - name_w };
         }
     }
-    let type_w = if width >= 40 {
-        type_max.clamp(4, 10)
-    } else {
-        0
-    };
+    let type_w = if width >= 40 { type_max.clamp(4, 10) } else { 0 };
     let name_w = width - DUR_W - GAP - if type_w > 0 { type_w + GAP } else { 0 };
-    TextLayout {
-        name_w,
-        type_w,
-        thread_w: 0,
-        bar_w: 0,
-    }
+    TextLayout { name_w, type_w, thread_w: 0, bar_w: 0 }
 }
 
 fn name_text(n: &Node) -> String {
@@ -769,12 +678,7 @@ fn render_trace_text(t: &Trace, width: usize, color: bool, out: &mut String) {
 
     let mut head = Line::new(color);
     let title = format!("Trace {}", clean(&t.trace_id));
-    let rest = format!(
-        "  {}  ·  {}  ·  {}",
-        clean(t.root_name()),
-        fmt_dur_us(t.total_us),
-        t.counts()
-    );
+    let rest = format!("  {}  ·  {}  ·  {}", clean(t.root_name()), fmt_dur_us(t.total_us), t.counts());
     let title = fit(&title, width);
     head.push(&title, BOLD);
     head.push(&fit(&rest, width - str_width(&title)), "");
@@ -790,11 +694,7 @@ fn render_trace_text(t: &Trace, width: usize, color: bool, out: &mut String) {
             items.push((clean(k), Some(i)));
         }
     } else {
-        let label = if t.services.len() > 1 {
-            "services"
-        } else {
-            "service"
-        };
+        let label = if t.services.len() > 1 { "services" } else { "service" };
         items.push((format!("{label}: {}", clean(&t.services.join(", "))), None));
         if color && !t.color_keys.is_empty() {
             items.push(("  types:".into(), None));
@@ -819,11 +719,7 @@ fn render_trace_text(t: &Trace, width: usize, color: bool, out: &mut String) {
     legend.finish(out);
 
     // Column headings, with the tick labels sharing the line over the bars.
-    let tick_set = if layout.bar_w > 0 {
-        text_ticks(t.total_us, layout.bar_w)
-    } else {
-        Vec::new()
-    };
+    let tick_set = if layout.bar_w > 0 { text_ticks(t.total_us, layout.bar_w) } else { Vec::new() };
     let mut hdr = Line::new(color);
     hdr.push(&fit("NAME", layout.name_w), DIM);
     if layout.type_w > 0 {
@@ -856,9 +752,7 @@ fn render_trace_text(t: &Trace, width: usize, color: bool, out: &mut String) {
     if layout.bar_w > 0 {
         let mut axis = Line::new(color);
         axis.pad_to(layout.bar_col());
-        let s: String = (0..layout.bar_w)
-            .map(|c| if c == 0 || grid[c] { '┬' } else { '─' })
-            .collect();
+        let s: String = (0..layout.bar_w).map(|c| if c == 0 || grid[c] { '┬' } else { '─' }).collect();
         axis.push(&s, GREY);
         axis.finish(out);
     }
@@ -875,10 +769,7 @@ fn text_tick_cols(total_us: u64, w: usize) -> Vec<usize> {
     }
     let (step, _) = text_step(total_us, w);
     let total_ms = total_us as f64 / 1000.0;
-    ticks(total_ms, step)
-        .into_iter()
-        .map(|t| point_col((t * 1000.0).round() as u64, total_us, w))
-        .collect()
+    ticks(total_ms, step).into_iter().map(|t| point_col((t * 1000.0).round() as u64, total_us, w)).collect()
 }
 
 /// Picks the densest 1/2/5 step that leaves ~8 columns per tick and whose
@@ -938,22 +829,11 @@ fn text_ticks(total_us: u64, w: usize) -> Vec<(usize, String)> {
     text_step(total_us, w).1
 }
 
-fn render_row_text(
-    t: &Trace,
-    n: &Node,
-    layout: &TextLayout,
-    grid: &[bool],
-    color: bool,
-    out: &mut String,
-) {
+fn render_row_text(t: &Trace, n: &Node, layout: &TextLayout, grid: &[bool], color: bool, out: &mut String) {
     let r = &n.row;
     let is_err = r.kind == RowKind::Error;
     let bad = r.failed || is_err;
-    let hue = if bad {
-        RED.to_string()
-    } else {
-        ansi_color(n.color)
-    };
+    let hue = if bad { RED.to_string() } else { ansi_color(n.color) };
 
     let mut line = Line::new(color);
     let prefix = tree_prefix(n, layout.name_w / 2);
@@ -992,11 +872,7 @@ fn render_row_text(
         line.push(&fit(&clean(&r.thread), layout.thread_w), GREY);
     }
     line.pad_to(layout.dur_col());
-    let dur = if is_err {
-        "—".to_string()
-    } else {
-        fmt_dur_us(n.dur_us)
-    };
+    let dur = if is_err { "—".to_string() } else { fmt_dur_us(n.dur_us) };
     let dur = fit(&dur, DUR_W);
     line.pad_to(layout.dur_col() + DUR_W - str_width(&dur));
     line.push(&dur, if bad { RED } else { "" });
@@ -1012,15 +888,7 @@ fn render_row_text(
             (a, b, '█')
         };
         let track = |range: std::ops::Range<usize>| -> String {
-            range
-                .map(|c| {
-                    if grid.get(c).copied().unwrap_or(false) {
-                        '┊'
-                    } else {
-                        ' '
-                    }
-                })
-                .collect()
+            range.map(|c| if grid.get(c).copied().unwrap_or(false) { '┊' } else { ' ' }).collect()
         };
         line.push(&track(0..c0), DIM);
         let bar: String = std::iter::repeat_n(glyph, c1 - c0).collect();
@@ -1065,12 +933,7 @@ fn fmt_utc(us: u64) -> String {
     let ms = (us / 1000) % 1000;
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let sod = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{ms:03} UTC",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{ms:03} UTC", sod / 3600, sod % 3600 / 60, sod % 60)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm);
@@ -1100,17 +963,9 @@ fn render_trace_html(t: &Trace, out: &mut String) {
         fmt_dur_us(t.total_us),
     );
     if t.errors > 0 {
-        let _ = write!(
-            out,
-            "<span class=\"wf-pill err\">{}</span>",
-            plural(t.errors, "error", "errors")
-        );
+        let _ = write!(out, "<span class=\"wf-pill err\">{}</span>", plural(t.errors, "error", "errors"));
     }
-    let failed = t
-        .nodes
-        .iter()
-        .filter(|n| n.row.failed && n.row.kind != RowKind::Error)
-        .count();
+    let failed = t.nodes.iter().filter(|n| n.row.failed && n.row.kind != RowKind::Error).count();
     if failed > 0 {
         let _ = write!(out, "<span class=\"wf-pill err\">{failed} failed</span>");
     }
@@ -1122,19 +977,10 @@ fn render_trace_html(t: &Trace, out: &mut String) {
         fmt_utc(t.start_us),
         plural(t.nodes.len(), "event", "events"),
         t.counts(),
-        if t.color_by_service {
-            "Services"
-        } else {
-            "Types"
-        },
+        if t.color_by_service { "Services" } else { "Types" },
     );
     for (i, k) in t.color_keys.iter().enumerate() {
-        let _ = write!(
-            out,
-            "<span><i style=\"background:{}\"></i>{}</span>",
-            html_color(i),
-            esc(&clean(k))
-        );
+        let _ = write!(out, "<span><i style=\"background:{}\"></i>{}</span>", html_color(i), esc(&clean(k)));
     }
     if !t.color_by_service {
         let _ = write!(
@@ -1154,11 +1000,7 @@ fn render_trace_html(t: &Trace, out: &mut String) {
          <div>Thread</div><div class=\"wf-num\">Duration</div><div class=\"wf-axis\"><div class=\"wf-track\">",
     );
     for &tm in &tick_list {
-        let p = if total_ms > 0.0 {
-            tm / total_ms * 100.0
-        } else {
-            0.0
-        };
+        let p = if total_ms > 0.0 { tm / total_ms * 100.0 } else { 0.0 };
         // Anchor edge labels inwards so they never spill out of the column.
         let cls = if p < 4.0 {
             "wf-tick first"
@@ -1167,11 +1009,7 @@ fn render_trace_html(t: &Trace, out: &mut String) {
         } else {
             "wf-tick"
         };
-        let _ = write!(
-            out,
-            "<span class=\"{cls}\" style=\"left:{p:.4}%\">{}</span>",
-            fmt_tick(tm, step)
-        );
+        let _ = write!(out, "<span class=\"{cls}\" style=\"left:{p:.4}%\">{}</span>", fmt_tick(tm, step));
     }
     out.push_str("</div></div></div>\n<div class=\"wf-body\">\n<div class=\"wf-lines\"><div class=\"wf-track\">");
     for &tm in &tick_list {
@@ -1194,11 +1032,7 @@ fn render_row_html(t: &Trace, n: &Node, out: &mut String) {
         RowKind::Error => ("error", "wf-error"),
     };
     let is_err = r.kind == RowKind::Error;
-    let color = if r.failed || is_err {
-        "#e5484d"
-    } else {
-        html_color(n.color)
-    };
+    let color = if r.failed || is_err { "#e5484d" } else { html_color(n.color) };
     let async_span = r.kind == RowKind::Span && r.sync == Some(false);
 
     let mut tip = vec![
@@ -1206,23 +1040,12 @@ fn render_row_html(t: &Trace, n: &Node, out: &mut String) {
         format!("Kind: {kind}"),
         format!("Type: {}", clean(&type_label(r))),
         format!("Service: {}", clean(&r.service)),
-        format!(
-            "Thread: {}{}",
-            clean(&r.thread),
-            if async_span { " (async)" } else { "" }
-        ),
-        format!(
-            "Start: +{} · {}",
-            fmt_dur_us(n.offset_us),
-            fmt_utc(r.start_us)
-        ),
+        format!("Thread: {}{}", clean(&r.thread), if async_span { " (async)" } else { "" }),
+        format!("Start: +{} · {}", fmt_dur_us(n.offset_us), fmt_utc(r.start_us)),
     ];
     if !is_err {
         tip.push(format!("Duration: {}", fmt_dur_us(n.dur_us)));
-        tip.push(format!(
-            "Outcome: {}",
-            if r.failed { "failure" } else { "success" }
-        ));
+        tip.push(format!("Outcome: {}", if r.failed { "failure" } else { "success" }));
     }
     tip.push(format!("ID: {}", clean(&r.id)));
     tip.push(format!(
@@ -1249,10 +1072,7 @@ fn render_row_html(t: &Trace, n: &Node, out: &mut String) {
         "<div class=\"wf-name\"><span class=\"wf-indent\" style=\"width:{indent}px\"></span>\
          {}<span class=\"wf-icon\"></span><span class=\"wf-label\">{}</span>",
         if n.depth > HTML_MAX_INDENT_LEVELS {
-            format!(
-                "<span class=\"wf-deep\">+{}</span>",
-                n.depth - HTML_MAX_INDENT_LEVELS
-            )
+            format!("<span class=\"wf-deep\">+{}</span>", n.depth - HTML_MAX_INDENT_LEVELS)
         } else {
             String::new()
         },
@@ -1275,69 +1095,36 @@ fn render_row_html(t: &Trace, n: &Node, out: &mut String) {
             );
         }
         _ => {
-            let _ = write!(
-                out,
-                "<div class=\"wf-type\">{}</div>",
-                esc(&clean(&type_label(r)))
-            );
+            let _ = write!(out, "<div class=\"wf-type\">{}</div>", esc(&clean(&type_label(r))));
         }
     }
     let _ = write!(
         out,
         "<div class=\"wf-thread\"><span class=\"wf-label\">{}</span>{}</div>",
         esc(&clean(&r.thread)),
-        if async_span {
-            "<span class=\"wf-tag\">async</span>"
-        } else {
-            ""
-        }
+        if async_span { "<span class=\"wf-tag\">async</span>" } else { "" }
     );
     let _ = write!(
         out,
         "<div class=\"wf-dur\">{}</div><div class=\"wf-tl\"><div class=\"wf-track\">",
-        if is_err {
-            "—".to_string()
-        } else {
-            fmt_dur_us(n.dur_us)
-        }
+        if is_err { "—".to_string() } else { fmt_dur_us(n.dur_us) }
     );
     let left = pct(n.offset_us, t.total_us);
     if is_err {
-        let _ = write!(
-            out,
-            "<span class=\"wf-marker\" style=\"left:{left:.4}%\"></span>"
-        );
+        let _ = write!(out, "<span class=\"wf-marker\" style=\"left:{left:.4}%\"></span>");
     } else {
-        let width = if t.total_us == 0 {
-            0.0
-        } else {
-            pct(n.dur_us, t.total_us).min(100.0 - left)
-        };
-        let _ = write!(
-            out,
-            "<span class=\"wf-bar\" style=\"left:{left:.4}%;width:{width:.4}%\"></span>"
-        );
+        let width = if t.total_us == 0 { 0.0 } else { pct(n.dur_us, t.total_us).min(100.0 - left) };
+        let _ = write!(out, "<span class=\"wf-bar\" style=\"left:{left:.4}%;width:{width:.4}%\"></span>");
         // Label beside the bar when there is room on the right, else on the
         // left; a bar spanning nearly the whole axis carries it inside.
         let end = left + width;
         let label = fmt_dur_us(n.dur_us);
         if end <= 82.0 {
-            let _ = write!(
-                out,
-                "<span class=\"wf-bar-label\" style=\"left:{end:.4}%\">{label}</span>"
-            );
+            let _ = write!(out, "<span class=\"wf-bar-label\" style=\"left:{end:.4}%\">{label}</span>");
         } else if left >= 12.0 {
-            let _ = write!(
-                out,
-                "<span class=\"wf-bar-label\" style=\"right:{:.4}%\">{label}</span>",
-                100.0 - left
-            );
+            let _ = write!(out, "<span class=\"wf-bar-label\" style=\"right:{:.4}%\">{label}</span>", 100.0 - left);
         } else {
-            let _ = write!(
-                out,
-                "<span class=\"wf-bar-label in\" style=\"right:{:.4}%\">{label}</span>",
-                100.0 - end
-            );
+            let _ = write!(out, "<span class=\"wf-bar-label in\" style=\"right:{:.4}%\">{label}</span>", 100.0 - end);
         }
     }
     out.push_str("</div></div></div>\n");
@@ -1626,10 +1413,7 @@ mod tests {
         let wf = Waterfall::new(rows);
         let t = &wf.traces[0];
         assert_eq!(ids(t), ["fe-tx", "fe-http", "be-tx", "be-db", "be-err"]);
-        assert_eq!(
-            t.nodes.iter().map(|n| n.depth).collect::<Vec<_>>(),
-            [0, 1, 2, 3, 4]
-        );
+        assert_eq!(t.nodes.iter().map(|n| n.depth).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
         assert!(t.color_by_service);
         assert_eq!(t.color_keys, ["frontend", "backend"]);
         assert_ne!(node(t, "fe-http").color, node(t, "be-tx").color);
@@ -1642,10 +1426,8 @@ mod tests {
 
     #[test]
     fn errors_are_point_markers_under_their_parent() {
-        let rows = vec![
-            row(RowKind::Transaction, "tx", None, 0, 100.0),
-            row(RowKind::Error, "e", Some("tx"), 50, 999.0),
-        ];
+        let rows =
+            vec![row(RowKind::Transaction, "tx", None, 0, 100.0), row(RowKind::Error, "e", Some("tx"), 50, 999.0)];
         let wf = Waterfall::new(rows);
         let t = &wf.traces[0];
         // The bogus error duration must not stretch the axis.
@@ -1667,13 +1449,8 @@ mod tests {
         let colored = wf.render_text(120, true);
         assert!(colored.contains(RED));
         // Colour only adds escapes (and the type legend on line 2).
-        let drop_legend = |s: &str| {
-            s.lines()
-                .enumerate()
-                .filter(|(i, _)| *i != 1)
-                .map(|(_, l)| l.to_string())
-                .collect::<Vec<_>>()
-        };
+        let drop_legend =
+            |s: &str| s.lines().enumerate().filter(|(i, _)| *i != 1).map(|(_, l)| l.to_string()).collect::<Vec<_>>();
         assert_eq!(drop_legend(&strip_ansi(&colored)), drop_legend(&plain));
         let html = wf.render_html("x");
         assert_eq!(html.matches("wf-row wf-span wf-failed").count(), 1);
@@ -1692,9 +1469,7 @@ mod tests {
         assert!(!html.contains("<b>t</b>"));
         assert!(!html.contains("<img"));
         assert!(!html.contains("<svc>"));
-        assert!(
-            html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;")
-        );
+        assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"));
         assert!(html.contains("<title>&lt;title&gt;&amp;</title>"));
         // Exactly our own script tag remains.
         assert_eq!(html.matches("<script").count(), 1);
@@ -1733,11 +1508,7 @@ mod tests {
 
     fn assert_fits(text: &str, width: usize) {
         for l in text.lines() {
-            assert!(
-                str_width(l) <= width,
-                "line wider than {width}: {} > {width}\n{l}",
-                str_width(l)
-            );
+            assert!(str_width(l) <= width, "line wider than {width}: {} > {width}\n{l}", str_width(l));
         }
     }
 
@@ -1814,9 +1585,6 @@ mod tests {
     #[test]
     fn utc_formatting() {
         assert_eq!(fmt_utc(0), "1970-01-01 00:00:00.000 UTC");
-        assert_eq!(
-            fmt_utc(1_709_210_096_789_000),
-            "2024-02-29 12:34:56.789 UTC"
-        );
+        assert_eq!(fmt_utc(1_709_210_096_789_000), "2024-02-29 12:34:56.789 UTC");
     }
 }

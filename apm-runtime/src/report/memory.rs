@@ -147,12 +147,7 @@ impl MemorySink {
     /// ```
     pub fn waterfall(&self) -> Waterfall {
         let stored = self.stored();
-        let service = stored
-            .metadata
-            .as_ref()
-            .and_then(|m| m["service"]["name"].as_str())
-            .unwrap_or("")
-            .to_string();
+        let service = stored.metadata.as_ref().and_then(|m| m["service"]["name"].as_str()).unwrap_or("").to_string();
         Waterfall::new(stored.events.iter().map(|e| Row::from_event(e, &service)).collect())
     }
 

@@ -6,11 +6,12 @@ pub mod file;
 pub mod intake;
 pub mod memory;
 mod tls;
+pub(crate) use tls::install_crypto_provider;
 
 use std::time::Instant;
 
-pub use crate::agent::DropReason;
 use crate::agent::Counters;
+pub use crate::agent::DropReason;
 use crate::event::Event;
 use crate::metadata::Metadata;
 pub use file::NdjsonFileSink;

@@ -1,0 +1,120 @@
+//! A small HTTP/1.1 server on loopback that plays the "remote services" the examples call:
+//! each path answers after a delay, some with an error status, and it records the trace
+//! headers it was sent so tests can check propagation.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// One request the server received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// The request path, e.g. `/users/3`.
+    pub path: String,
+    /// Headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A running server; it stops accepting when dropped.
+pub struct DemoServer {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DemoServer {
+    /// Starts the server on an ephemeral loopback port.
+    ///
+    /// Paths: `/delay/<ms>` answers 200 after `<ms>` milliseconds; `/status/<code>` answers
+    /// with that status; anything else answers 200 at once.
+    pub fn start() -> std::io::Result<DemoServer> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (rec, st) = (received.clone(), stop.clone());
+        thread::Builder::new().name("demo-server".into()).spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let rec = rec.clone();
+                thread::spawn(move || {
+                    let _ = serve(conn, &rec);
+                });
+            }
+        })?;
+        Ok(DemoServer { addr, received, stop })
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The requests received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve(conn: TcpStream, received: &Mutex<Vec<Received>>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut conn = conn;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let mut headers = Vec::new();
+        let mut content_length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+                if k == "content-length" {
+                    content_length = v.parse().unwrap_or(0);
+                }
+                headers.push((k, v));
+            }
+        }
+        if content_length > 0 {
+            let mut body = vec![0; content_length];
+            std::io::Read::read_exact(&mut reader, &mut body)?;
+        }
+        received.lock().unwrap().push(Received { path: path.clone(), headers });
+        let mut status = 200u16;
+        if let Some(ms) = path.strip_prefix("/delay/").and_then(|m| m.parse::<u64>().ok()) {
+            thread::sleep(Duration::from_millis(ms));
+        }
+        if let Some(code) = path.strip_prefix("/status/").and_then(|c| c.parse::<u16>().ok()) {
+            status = code;
+        }
+        let body = format!("{{\"path\":\"{path}\",\"status\":{status}}}");
+        write!(
+            conn,
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        conn.flush()?;
+    }
+}

@@ -1,0 +1,126 @@
+//! Sampling, span limits, the kill switch and distributed-trace continuation.
+
+mod support;
+
+use apm_runtime::{Agent, Config, Span, Transaction};
+use support::{flush, memory_agent, schemas};
+
+#[test]
+fn sample_rate_samples_about_that_fraction_and_unsampled_cost_no_spans() {
+    let (agent, sink) = memory_agent(|c| c.transaction_sample_rate(0.25).max_queue_size(10_000usize));
+    for _ in 0..2000 {
+        let tx = agent.transaction("t").start();
+        tx.context().in_scope(|| {
+            let mut s = Span::start("child");
+            s.set_label("k", 1);
+        });
+        tx.end();
+    }
+    flush(&agent);
+    let txs = sink.transactions();
+    assert_eq!(txs.len(), 2000, "unsampled transactions are still reported");
+    let sampled = txs.iter().filter(|t| t["sampled"] == true).count();
+    assert!((400..600).contains(&sampled), "{sampled} of 2000 sampled at 0.25");
+    assert_eq!(sink.spans().len(), sampled, "only sampled transactions record spans");
+    for t in &txs {
+        let expected = if t["sampled"] == true { 0.25 } else { 0.0 };
+        assert_eq!(t["sample_rate"], expected);
+        if t["sampled"] == false {
+            assert_eq!(t["span_count"]["started"], 0);
+        }
+    }
+}
+
+#[test]
+fn max_spans_counts_the_rest_as_dropped() {
+    let (agent, sink) = memory_agent(|c| c.transaction_max_spans(5u32));
+    let tx = agent.transaction("big").start();
+    let ctx = tx.context();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let ctx = &ctx;
+            s.spawn(move || ctx.in_scope(|| (0..5).for_each(|_| Span::start("s").end())));
+        }
+    });
+    tx.end();
+    flush(&agent);
+    assert_eq!(sink.spans().len(), 5);
+    let t = &sink.transactions()[0];
+    assert_eq!(t["span_count"]["started"], 5);
+    assert_eq!(t["span_count"]["dropped"], 15);
+}
+
+#[test]
+fn disabled_agent_records_nothing() {
+    let sink = apm_runtime::report::MemorySink::new();
+    let config = Config::builder().enabled(false).build().unwrap();
+    let agent = Agent::builder().config(config).sink(sink.clone()).build().unwrap();
+    let _d = agent.set_default();
+    let tx = Transaction::start("off");
+    assert!(tx.trace_id().is_none());
+    tx.context().in_scope(|| Span::start("off").end());
+    tx.end();
+    flush(&agent);
+    assert!(sink.events().is_empty());
+}
+
+#[test]
+fn default_agent_is_per_thread_in_tests_and_no_agent_is_a_no_op() {
+    assert!(Transaction::start("no agent").trace_id().is_none());
+    let (agent, sink) = memory_agent(|c| c);
+    {
+        let _d = agent.set_default();
+        Transaction::start("with default").end();
+    }
+    assert!(Transaction::start("after guard").trace_id().is_none());
+    flush(&agent);
+    assert_eq!(sink.transactions().len(), 1);
+}
+
+#[test]
+fn continues_an_incoming_w3c_trace() {
+    let (agent, sink) = memory_agent(|c| c.transaction_sample_rate(0.0));
+    let headers = vec![
+        ("TraceParent".to_string(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_string()),
+        ("tracestate".to_string(), "es=s:0.5,other=x".to_string()),
+    ];
+    let tx = agent.transaction("GET /downstream").continue_from(&headers).start();
+    assert!(tx.is_sampled(), "the caller's sampling decision wins over the local rate");
+    let ctx = tx.context();
+    let tp = ctx.traceparent().unwrap();
+    assert_eq!(tp.trace_id, tx.trace_id().unwrap().to_bytes());
+    assert_eq!(tp.parent_id, tx.id().unwrap().to_bytes());
+    assert!(tp.sampled());
+    let state = ctx.tracestate().unwrap();
+    assert!(state.starts_with("es=s:0.5"), "{state}");
+    assert!(state.contains("other=x"), "{state}");
+    ctx.in_scope(|| Span::start("child").end());
+    tx.end();
+
+    // Malformed headers start a new trace.
+    let bad = [("traceparent", "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01")];
+    let fresh = agent.transaction("bad header").continue_from(&bad).start();
+    assert_ne!(fresh.trace_id().unwrap().to_string(), "0af7651916cd43dd8448eb211c80319c");
+    assert!(!fresh.is_sampled(), "a new trace samples at the local rate (0 here)");
+    fresh.end();
+
+    flush(&agent);
+    schemas().check_ndjson(&sink.ndjson());
+    let t = &sink.transactions()[0];
+    assert_eq!(t["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(t["parent_id"], "b7ad6b7169203331");
+    assert_eq!(t["sample_rate"], 0.5);
+    assert_eq!(sink.spans()[0]["sample_rate"], 0.5);
+}
+
+#[test]
+fn unsampled_traces_still_propagate() {
+    let (agent, _sink) = memory_agent(|c| c.transaction_sample_rate(0.0));
+    let tx = agent.transaction("quiet").start();
+    let _a = tx.attach();
+    let span = Span::start("not recorded");
+    let tp = span.context().traceparent().unwrap();
+    assert!(!tp.sampled());
+    assert_eq!(tp.parent_id, tx.id().unwrap().to_bytes(), "an unrecorded span passes its parent on");
+    assert_eq!(span.context().tracestate().as_deref(), Some("es=s:0"));
+}
