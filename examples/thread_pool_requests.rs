@@ -9,17 +9,13 @@
 use std::time::Duration;
 
 use apm_runtime::report::{MemorySink, NdjsonFileSink};
-use apm_runtime::{Agent, Config, Context, Outcome, Span};
+use apm_runtime::{Agent, Config};
 use apm_toolkit::demo_server::DemoServer;
+use apm_toolkit::scenario::{dashboard_urls, handle_dashboard};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let remote = DemoServer::start()?;
-    let base = remote.base_url();
-    let urls: Vec<String> = [120, 60, 90, 30, 150, 45]
-        .iter()
-        .map(|ms| format!("{base}/delay/{ms}"))
-        .chain([format!("{base}/status/503")])
-        .collect();
+    let urls = dashboard_urls(&remote);
 
     let shipping = std::env::var_os("ELASTIC_APM_SERVER_URL").is_some();
     let memory = MemorySink::new();
@@ -52,38 +48,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("intake NDJSON:  {}", ndjson.display());
     }
     Ok(())
-}
-
-/// The handler: one transaction, the fetches fanned out over a 4-thread pool.
-fn handle_dashboard(urls: &[String]) {
-    let tx = apm_runtime::Transaction::builder("GET /dashboard").with_type("request").start();
-    let _active = tx.attach();
-    let pool = threadpool::ThreadPool::with_name("pool".into(), 4);
-    let client = reqwest::blocking::Client::new();
-    for url in urls {
-        let (client, url) = (client.clone(), url.clone());
-        // Capture the handler's context here; the pool thread attaches it around the task.
-        pool.execute(Context::current().wrap(move || load_url(&client, &url)));
-    }
-    pool.join();
-}
-
-/// One fetch: an application span with the HTTP exit span inside.
-fn load_url(client: &reqwest::blocking::Client, url: &str) {
-    let span = Span::builder("load_url").start();
-    let _in_span = span.attach();
-    let parsed = reqwest::Url::parse(url).expect("valid URL");
-    let host = parsed.host_str().unwrap_or("").to_string();
-    let mut exit = Span::builder(format!("GET {host}")).with_type("external").subtype("http").action("GET").start();
-    let mut request = client.get(url);
-    if let Some(tp) = exit.context().traceparent() {
-        request = request.header("traceparent", tp.to_header());
-    }
-    let status = request.send().map(|r| r.status().as_u16());
-    exit.set_http("GET", url, status.as_ref().ok().copied(), &host, parsed.port());
-    if !matches!(status, Ok(s) if s < 400) {
-        exit.set_outcome(Outcome::Failure);
-    }
 }
 
 fn terminal_width() -> usize {

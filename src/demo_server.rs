@@ -17,6 +17,9 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
 }
 
+/// Answers one request: `(status, body)`.
+pub type Handler = dyn Fn(&Received) -> (u16, String) + Send + Sync;
+
 /// A running server; it stops accepting when dropped.
 pub struct DemoServer {
     addr: SocketAddr,
@@ -30,6 +33,14 @@ impl DemoServer {
     /// Paths: `/delay/<ms>` answers 200 after `<ms>` milliseconds; `/status/<code>` answers
     /// with that status; anything else answers 200 at once.
     pub fn start() -> std::io::Result<DemoServer> {
+        Self::start_with(default_handler)
+    }
+
+    /// Starts the server with `handler` answering every request (on a thread per connection).
+    pub fn start_with(
+        handler: impl Fn(&Received) -> (u16, String) + Send + Sync + 'static,
+    ) -> std::io::Result<DemoServer> {
+        let handler: Arc<Handler> = Arc::new(handler);
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -41,9 +52,9 @@ impl DemoServer {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let rec = rec.clone();
+                let (rec, handler) = (rec.clone(), handler.clone());
                 thread::spawn(move || {
-                    let _ = serve(conn, &rec);
+                    let _ = serve(conn, &rec, &*handler);
                 });
             }
         })?;
@@ -69,7 +80,21 @@ impl Drop for DemoServer {
     }
 }
 
-fn serve(conn: TcpStream, received: &Mutex<Vec<Received>>) -> std::io::Result<()> {
+/// `/delay/<ms>` answers 200 after `<ms>` milliseconds, `/status/<code>` answers with that
+/// status, anything else 200 at once.
+pub fn default_handler(request: &Received) -> (u16, String) {
+    let path = &request.path;
+    let mut status = 200u16;
+    if let Some(ms) = path.strip_prefix("/delay/").and_then(|m| m.parse::<u64>().ok()) {
+        thread::sleep(Duration::from_millis(ms));
+    }
+    if let Some(code) = path.strip_prefix("/status/").and_then(|c| c.parse::<u16>().ok()) {
+        status = code;
+    }
+    (status, format!("{{\"path\":\"{path}\",\"status\":{status}}}"))
+}
+
+fn serve(conn: TcpStream, received: &Mutex<Vec<Received>>, handler: &Handler) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut conn = conn;
     loop {
@@ -101,15 +126,9 @@ fn serve(conn: TcpStream, received: &Mutex<Vec<Received>>) -> std::io::Result<()
             let mut body = vec![0; content_length];
             std::io::Read::read_exact(&mut reader, &mut body)?;
         }
-        received.lock().unwrap().push(Received { path: path.clone(), headers });
-        let mut status = 200u16;
-        if let Some(ms) = path.strip_prefix("/delay/").and_then(|m| m.parse::<u64>().ok()) {
-            thread::sleep(Duration::from_millis(ms));
-        }
-        if let Some(code) = path.strip_prefix("/status/").and_then(|c| c.parse::<u16>().ok()) {
-            status = code;
-        }
-        let body = format!("{{\"path\":\"{path}\",\"status\":{status}}}");
+        let request = Received { path, headers };
+        received.lock().unwrap().push(request.clone());
+        let (status, body) = handler(&request);
         write!(
             conn,
             "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",

@@ -359,6 +359,8 @@ pub(crate) struct ExitContext {
     pub(crate) port: Option<u16>,
     pub(crate) target_type: Option<String>,
     pub(crate) target_name: Option<String>,
+    /// Response headers, sensitive values already replaced by `[REDACTED]`.
+    pub(crate) response_headers: Vec<(String, String)>,
 }
 
 /// A finished span.
@@ -392,6 +394,25 @@ impl Serialize for SpanEvent {
             url: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             status_code: Option<u16>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            response: Option<Response<'a>>,
+        }
+        #[derive(Serialize)]
+        struct Response<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            status_code: Option<u16>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            headers: Option<Headers<'a>>,
+        }
+        struct Headers<'a>(&'a [(String, String)]);
+        impl Serialize for Headers<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(Some(self.0.len()))?;
+                for (k, v) in self.0 {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
         }
         #[derive(Serialize)]
         struct Resource<'a> {
@@ -466,6 +487,10 @@ impl Serialize for SpanEvent {
                         method: e.http_method.as_deref(),
                         url: e.http_url.as_deref(),
                         status_code: e.http_status,
+                        response: (e.http_status.is_some() || !e.response_headers.is_empty()).then(|| Response {
+                            status_code: e.http_status,
+                            headers: (!e.response_headers.is_empty()).then_some(Headers(&e.response_headers)),
+                        }),
                     }),
                     destination: exit.zip(resource).map(|(e, resource)| Destination {
                         address: e.address.as_deref(),

@@ -293,7 +293,29 @@ impl Span {
                 port,
                 target_type: Some(r.subtype.as_deref().unwrap_or("http").to_string()),
                 target_name: Some(target_name),
+                response_headers: Vec::new(),
             }));
+        }
+    }
+
+    /// Records the response headers of an HTTP exit span (after [`Span::set_http`]); values of
+    /// sensitive headers (Elastic's `SANITIZE_FIELD_NAMES`: `*auth*`, `set-cookie`, `*token*`, …)
+    /// are replaced by `[REDACTED]`.
+    ///
+    /// ```
+    /// let mut span = apm_runtime::Span::start("GET api");
+    /// span.set_http("GET", "http://api/x", Some(200), "api", Some(80));
+    /// span.set_response_headers([("content-type", "text/plain"), ("set-cookie", "id=42")]);
+    /// ```
+    pub fn set_response_headers<'h>(&mut self, headers: impl IntoIterator<Item = (&'h str, &'h str)>) {
+        if let Some(exit) = self.record().and_then(|r| r.exit.as_mut()) {
+            exit.response_headers = headers
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = if crate::sanitize::is_sensitive(k) { crate::sanitize::REDACTED } else { v };
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
         }
     }
 

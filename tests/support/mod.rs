@@ -8,6 +8,8 @@ use apm_runtime::report::MemorySink;
 use apm_runtime::{Agent, Config};
 use serde_json::Value;
 
+pub mod intake;
+
 const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/apm-server-spec");
 
 /// Elastic APM Server's draft-07 validators, one per intake event type.

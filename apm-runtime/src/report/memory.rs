@@ -146,9 +146,20 @@ impl MemorySink {
     /// assert!(text.contains("render"));
     /// ```
     pub fn waterfall(&self) -> Waterfall {
+        Waterfall::new(self.rows())
+    }
+
+    /// The events as waterfall rows, to combine with other services' rows into one
+    /// [`Waterfall`] of a distributed trace.
+    ///
+    /// ```
+    /// let rows = apm_runtime::report::MemorySink::new().rows();
+    /// assert!(rows.is_empty());
+    /// ```
+    pub fn rows(&self) -> Vec<Row> {
         let stored = self.stored();
         let service = stored.metadata.as_ref().and_then(|m| m["service"]["name"].as_str()).unwrap_or("").to_string();
-        Waterfall::new(stored.events.iter().map(|e| Row::from_event(e, &service)).collect())
+        stored.events.iter().map(|e| Row::from_event(e, &service)).collect()
     }
 
     /// Forgets everything received.

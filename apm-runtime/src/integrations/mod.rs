@@ -1,0 +1,4 @@
+//! Ready-made instrumentation of popular libraries.
+
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
