@@ -1,0 +1,47 @@
+//! Runs one scenario for one library N times, for instruction counting under callgrind
+//! (`apm-bench/callgrind.sh` runs it with N and 2N and reports (I(2N) - I(N)) / N).
+//!
+//! Usage: `count <s1|s2-no-tx|s2-sampling-0|s3> <apm|apm-start-only|fastrace|tracing|otel|floor> <N>`
+//! where N counts operations: child spans for s1 (a multiple of 100), calls for s2, jobs for s3.
+
+use apm_bench::scenarios::{self, ChunkWorker, Lib, S2Case};
+use std::hint::black_box;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 4 {
+        eprintln!("usage: count <s1|s2-no-tx|s2-sampling-0|s3> <library> <N>");
+        std::process::exit(2);
+    }
+    let lib = Lib::parse(&args[2]).unwrap_or_else(|| panic!("unknown library {}", args[2]));
+    let n: u64 = args[3].parse().expect("N is a number");
+    lib.init();
+    match args[1].as_str() {
+        "s1" => {
+            let iters = n / 100;
+            for i in 0..iters {
+                black_box(scenarios::s1_iteration(lib));
+                if (i + 1) % scenarios::S1_FLUSH_EVERY == 0 {
+                    lib.periodic_flush();
+                }
+            }
+            lib.flush();
+        }
+        "s2-no-tx" | "s2-sampling-0" => {
+            let case = if args[1] == "s2-no-tx" { S2Case::NoTransaction } else { S2Case::Unsampled };
+            match scenarios::s2_function(lib, case) {
+                Some(f) => scenarios::s2_run(lib, case, f, n),
+                None => {
+                    eprintln!("{} has no such case", lib.name());
+                    std::process::exit(3);
+                }
+            }
+            lib.flush();
+        }
+        "s3" => {
+            let mut worker = ChunkWorker::new();
+            scenarios::s3_run(lib, n, &mut worker);
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}

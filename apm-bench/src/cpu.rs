@@ -1,0 +1,16 @@
+//! Process CPU time: all threads of the process, from the kernel's accounting.
+
+use std::time::Duration;
+
+/// CPU time consumed so far by every thread of this process (`CLOCK_PROCESS_CPUTIME_ID`).
+///
+/// Scenario 1's "total CPU" reads this before a batch and after the batch's events have been
+/// handed to each library's reporter (after its flush), so the collector/reporter threads'
+/// work is included.
+pub fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

@@ -1,0 +1,27 @@
+//! Benchmarks of `apm-runtime` against `tracing`, `fastrace` and `opentelemetry` (issue 6).
+//!
+//! Every scenario is written once per library in this crate, so that the criterion suite
+//! (`benches/suite.rs`) and the instruction counter (`src/bin/count.rs`, driven by
+//! `callgrind.sh`) run exactly the same code. Each library runs with its collector really
+//! consuming what it records:
+//!
+//! - `apm-runtime`: an [`Agent`](apm_runtime::Agent) whose sink serializes every event with
+//!   `Event::write_ndjson` into a reused buffer, then counts and discards it
+//!   ([`apm::SerializeSink`]).
+//! - `fastrace`: the global collector with a reporter that keeps each reported batch
+//!   ([`fast::KeepReporter`]).
+//! - `tracing`: `tracing-subscriber`'s registry with a layer that records every closed span's
+//!   name, ids and timestamps into a `Vec` ([`trc::KeepLayer`]).
+//! - `opentelemetry`: the SDK's batch span processor with an exporter that counts and discards
+//!   ([`otel::DiscardExporter`]).
+//! - the floor: the same functions with no instrumentation ([`floor`]).
+
+pub mod apm;
+pub mod cpu;
+pub mod fast;
+pub mod floor;
+pub mod otel;
+pub mod report;
+pub mod scenarios;
+pub mod trc;
+pub mod work;
