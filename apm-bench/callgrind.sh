@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Stable instruction counts for scenarios 1-3 (issue 6): runs `count` under callgrind with N and
+# 2N operations and prints (I(2N) - I(N)) / N per scenario and library, which cancels the
+# constant costs (process start, collector setup, final flush overhead).
+#
+# Two columns: the main thread alone (the calling thread in scenarios 1 and 2; in scenario 3 the
+# capturing side only) and all threads (adds the reporter/collector/exporter threads' work and,
+# in scenario 3, the worker that attaches and runs the span).
+#
+# Usage: apm-bench/callgrind.sh [scenario ...]   (default: s1 s2-no-tx s2-sampling-0 s3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v valgrind >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+  fi
+fi
+
+cargo build --release -q -j 2 -p apm-bench --bin count
+target="${CARGO_TARGET_DIR:-target}"
+bin="$target/release/count"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+
+scenarios=("$@")
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(s1 s2-no-tx s2-sampling-0 s3)
+
+n_for() {
+  case "$1" in
+    s1) echo 20000 ;;        # child spans: 200 roots of 100
+    s2-*) echo 200000 ;;     # calls
+    s3) echo 8192 ;;         # jobs (a multiple of the 1024-job sync interval)
+  esac
+}
+
+# Sums the instruction totals of the per-thread files of one run; $2 = "main" or "all".
+instructions() {
+  local prefix="$1" which="$2" total=0 f v
+  for f in "$prefix"-*; do
+    if [ "$which" = main ] && [ "${f##*-}" != "01" ]; then continue; fi
+    v=$(grep -E '^(summary|totals):' "$f" | head -1 | awk '{print $2}')
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+printf '| scenario | library | instructions/op, main thread | instructions/op, all threads |\n'
+printf '|---|---|---:|---:|\n'
+for s in "${scenarios[@]}"; do
+  n=$(n_for "$s")
+  for lib in apm apm-start-only fastrace tracing otel floor; do
+    [ "$s" = s3 ] && [ "$lib" = apm-start-only ] && continue
+    [ "$s" = s2-sampling-0 ] && [ "$lib" = tracing ] && continue
+    for k in 1 2; do
+      valgrind --tool=callgrind --separate-threads=yes --dump-instr=no \
+        --callgrind-out-file="$out/$s.$lib.$k" "$bin" "$s" "$lib" $((n * k)) >/dev/null 2>&1
+    done
+    main=$(( ($(instructions "$out/$s.$lib.2" main) - $(instructions "$out/$s.$lib.1" main)) ))
+    all=$(( ($(instructions "$out/$s.$lib.2" all) - $(instructions "$out/$s.$lib.1" all)) ))
+    awk -v s="$s" -v l="$lib" -v m="$main" -v a="$all" -v n="$n" \
+      'BEGIN { printf "| %s | %s | %.1f | %.1f |\n", s, l, m / n, a / n }'
+  done
+done
