@@ -3,6 +3,11 @@
 # 2N operations and prints (I(2N) - I(N)) / N per scenario and library, which cancels the
 # constant costs (process start, collector setup, final flush overhead).
 #
+# Only code under `std::sys::backtrace::__rust_begin_short_backtrace` is counted: the body of
+# `main` and of every spawned Rust thread. That leaves out process start-up, in particular
+# fastrace's TSC calibration constructor (it spins on the clock for a fixed wall time, so its
+# count depends on valgrind's speed and would not cancel between the two runs).
+#
 # Two columns: the main thread alone (the calling thread in scenarios 1 and 2; in scenario 3 the
 # capturing side only) and all threads (adds the reporter/collector/exporter threads' work and,
 # in scenario 3, the worker that attaches and runs the span).
@@ -56,6 +61,7 @@ for s in "${scenarios[@]}"; do
     [ "$s" = s2-sampling-0 ] && [ "$lib" = tracing ] && continue
     for k in 1 2; do
       valgrind --tool=callgrind --separate-threads=yes --dump-instr=no \
+        --toggle-collect='std::sys::backtrace::__rust_begin_short_backtrace*' \
         --callgrind-out-file="$out/$s.$lib.$k" "$bin" "$s" "$lib" $((n * k)) >/dev/null 2>&1
     done
     main=$(( ($(instructions "$out/$s.$lib.2" main) - $(instructions "$out/$s.$lib.1" main)) ))

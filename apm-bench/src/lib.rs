@@ -16,6 +16,8 @@
 //!   ([`otel::DiscardExporter`]).
 //! - the floor: the same functions with no instrumentation ([`floor`]).
 
+#![deny(missing_docs)]
+
 pub mod apm;
 pub mod cpu;
 pub mod fast;

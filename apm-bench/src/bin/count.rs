@@ -1,6 +1,8 @@
 //! Runs one scenario for one library N times, for instruction counting under callgrind
 //! (`apm-bench/callgrind.sh` runs it with N and 2N and reports (I(2N) - I(N)) / N).
 //!
+//! `count sizes` prints the sizes of the runtime's hot-path types.
+//!
 //! Usage: `count <s1|s2-no-tx|s2-sampling-0|s3> <apm|apm-start-only|fastrace|tracing|otel|floor> <N>`
 //! where N counts operations: child spans for s1 (a multiple of 100), calls for s2, jobs for s3.
 
@@ -9,6 +11,16 @@ use std::hint::black_box;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("sizes") {
+        // Sizes of the runtime's hot-path types: every move of a `Span` is a memcpy of this.
+        println!("Span {} bytes", std::mem::size_of::<apm_runtime::Span>());
+        println!("SpanBuilder {} bytes", std::mem::size_of::<apm_runtime::SpanBuilder<'static>>());
+        println!("Context {} bytes", std::mem::size_of::<apm_runtime::Context>());
+        println!("ContextGuard {} bytes", std::mem::size_of::<apm_runtime::ContextGuard>());
+        println!("Event {} bytes", std::mem::size_of::<apm_runtime::Event>());
+        println!("Transaction {} bytes", std::mem::size_of::<apm_runtime::Transaction>());
+        return;
+    }
     if args.len() != 4 {
         eprintln!("usage: count <s1|s2-no-tx|s2-sampling-0|s3> <library> <N>");
         std::process::exit(2);
