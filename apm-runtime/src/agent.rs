@@ -10,12 +10,12 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::config::{Config, ConfigError};
 use crate::event::{Event, SpanEvent};
@@ -132,6 +132,8 @@ impl Counters {
 }
 
 enum Control {
+    /// The queue is filling up: drain it now rather than at the next poll.
+    Wake,
     /// Drain the queue, flush the sinks, then acknowledge.
     Flush(Instant, Sender<()>),
     /// Like `Flush`, then stop the reporter thread.
@@ -148,6 +150,8 @@ pub(crate) struct AgentInner {
     /// Emptied span batches coming back from the reporter, for reuse.
     spares: Receiver<Vec<SpanEvent>>,
     control: Sender<Control>,
+    /// Set once a `Wake` is on its way, so a filling queue sends one, not one per batch.
+    woken: Arc<AtomicBool>,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -170,6 +174,12 @@ impl AgentInner {
             match self.queue.try_send(message) {
                 Ok(()) => {
                     self.counters.queued.fetch_add(n as u64, Ordering::Relaxed);
+                    // The reporter polls the queue rather than being woken per message (a
+                    // wake-up is a syscall on the application thread); only a half-full queue
+                    // calls it early.
+                    if before + n > self.config.max_queue_size / 2 && !self.woken.swap(true, Ordering::Relaxed) {
+                        let _ = self.control.send(Control::Wake);
+                    }
                     return;
                 }
                 Err(TrySendError::Full(_)) => &self.counters.queue_full,
@@ -273,11 +283,19 @@ impl AgentBuilder {
         let (spares_tx, spares) = crossbeam_channel::bounded(SPARE_BATCHES);
         let in_queue = Arc::new(AtomicUsize::new(0));
         let (control, control_rx) = crossbeam_channel::unbounded();
+        let woken = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let metadata = Metadata::collect(&config);
         let enabled = config.enabled;
         let reporter = {
-            let reporter = Reporter { rx, control: control_rx, spares: spares_tx, in_queue: in_queue.clone(), sinks };
+            let reporter = Reporter {
+                rx,
+                control: control_rx,
+                spares: spares_tx,
+                in_queue: in_queue.clone(),
+                woken: woken.clone(),
+                sinks,
+            };
             let counters = counters.clone();
             std::thread::Builder::new()
                 .name("apm-reporter".into())
@@ -285,7 +303,7 @@ impl AgentBuilder {
                 .expect("spawning the apm-reporter thread")
         };
         Ok(Agent {
-            inner: Arc::new(AgentInner { config, enabled, queue, in_queue, spares, control, counters }),
+            inner: Arc::new(AgentInner { config, enabled, queue, in_queue, spares, control, woken, counters }),
             reporter: Mutex::new(Some(reporter)),
         })
     }
@@ -300,39 +318,50 @@ struct Reporter {
     control: Receiver<Control>,
     spares: Sender<Vec<SpanEvent>>,
     in_queue: Arc<AtomicUsize>,
+    woken: Arc<AtomicBool>,
     sinks: Vec<Box<dyn Sink>>,
 }
+
+/// How often the reporter drains the queue when nobody asks it to.
+const POLL: Duration = Duration::from_millis(20);
 
 impl Reporter {
     fn run(mut self, metadata: Metadata, counters: Arc<Counters>) {
         let ctx = SinkContext { metadata: &metadata, counters: Some(&counters) };
         let quiet = SinkContext { metadata: &metadata, counters: None };
-        let tick = Duration::from_millis(100);
         loop {
-            crossbeam_channel::select! {
-                recv(self.rx) -> message => match message {
-                    Ok(message) => self.deliver(message, &ctx, &quiet),
-                    Err(_) => return,
-                },
-                recv(self.control) -> msg => {
-                    let (deadline, ack, stop) = match msg {
-                        Ok(Control::Flush(d, ack)) => (d, ack, false),
-                        Ok(Control::Shutdown(d, ack)) => (d, ack, true),
-                        Err(_) => return,
-                    };
-                    // Everything queued before the request is part of the flush.
-                    while let Ok(message) = self.rx.try_recv() {
-                        self.deliver(message, &ctx, &quiet);
-                    }
+            let request = match self.control.recv_timeout(POLL) {
+                Ok(Control::Wake) => {
+                    self.woken.store(false, Ordering::Relaxed);
+                    None
+                }
+                Ok(Control::Flush(deadline, ack)) => Some((deadline, ack, false)),
+                Ok(Control::Shutdown(deadline, ack)) => Some((deadline, ack, true)),
+                Err(RecvTimeoutError::Timeout) => None,
+                // The agent is gone (every handle dropped): deliver what is left, then stop.
+                Err(RecvTimeoutError::Disconnected) => {
+                    Some((Instant::now() + Duration::from_secs(1), bounded(1).0, true))
+                }
+            };
+            // Everything queued so far, including before a flush request.
+            while let Ok(message) = self.rx.try_recv() {
+                self.deliver(message, &ctx, &quiet);
+            }
+            match request {
+                None => self.each_sink(&ctx, &quiet, |sink, c| sink.tick(c)),
+                Some((deadline, ack, stop)) => {
                     self.each_sink(&ctx, &quiet, |sink, c| {
-                        if stop { sink.shutdown(c, deadline) } else { sink.flush(c, deadline) }
+                        if stop {
+                            sink.shutdown(c, deadline)
+                        } else {
+                            sink.flush(c, deadline)
+                        }
                     });
                     let _ = ack.send(());
                     if stop {
                         return;
                     }
-                },
-                default(tick) => self.each_sink(&ctx, &quiet, |sink, c| sink.tick(c)),
+                }
             }
         }
     }
