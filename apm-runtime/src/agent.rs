@@ -10,16 +10,17 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::config::{Config, ConfigError};
-use crate::event::Event;
+use crate::event::{Event, SpanEvent};
 use crate::metadata::Metadata;
+use crate::queue::{Message, BATCH};
 use crate::report::{Sink, SinkContext};
 use crate::transaction::TransactionBuilder;
 
@@ -131,6 +132,8 @@ impl Counters {
 }
 
 enum Control {
+    /// The queue is filling up: drain it now rather than at the next poll.
+    Wake,
     /// Drain the queue, flush the sinks, then acknowledge.
     Flush(Instant, Sender<()>),
     /// Like `Flush`, then stop the reporter thread.
@@ -141,19 +144,55 @@ enum Control {
 pub(crate) struct AgentInner {
     pub(crate) config: Config,
     pub(crate) enabled: bool,
-    queue: Sender<Event>,
+    queue: Sender<Message>,
+    /// Events in the queue (messages may carry many): the bound is `max_queue_size` events.
+    in_queue: Arc<AtomicUsize>,
+    /// Emptied span batches coming back from the reporter, for reuse.
+    spares: Receiver<Vec<SpanEvent>>,
     control: Sender<Control>,
+    /// Set once a `Wake` is on its way, so a filling queue sends one, not one per batch.
+    woken: Arc<AtomicBool>,
     pub(crate) counters: Arc<Counters>,
 }
 
 impl AgentInner {
-    /// Hands a finished event to the reporter without ever blocking.
+    /// Hands a finished transaction or error to the reporter without ever blocking.
     pub(crate) fn submit(&self, event: Event) {
-        match self.queue.try_send(event) {
-            Ok(()) => self.counters.queued.fetch_add(1, Ordering::Relaxed),
-            Err(TrySendError::Full(_)) => self.counters.queue_full.fetch_add(1, Ordering::Relaxed),
-            Err(TrySendError::Disconnected(_)) => self.counters.shutdown.fetch_add(1, Ordering::Relaxed),
+        self.enqueue(Message::One(event));
+    }
+
+    /// Puts a message in the queue, or drops and counts it when the queue is full or closed.
+    pub(crate) fn enqueue(&self, message: Message) {
+        let n = message.len();
+        if n == 0 {
+            return;
+        }
+        let before = self.in_queue.fetch_add(n, Ordering::Relaxed);
+        let counter = if before + n > self.config.max_queue_size {
+            &self.counters.queue_full
+        } else {
+            match self.queue.try_send(message) {
+                Ok(()) => {
+                    self.counters.queued.fetch_add(n as u64, Ordering::Relaxed);
+                    // The reporter polls the queue rather than being woken per message (a
+                    // wake-up is a syscall on the application thread); only a half-full queue
+                    // calls it early.
+                    if before + n > self.config.max_queue_size / 2 && !self.woken.swap(true, Ordering::Relaxed) {
+                        let _ = self.control.send(Control::Wake);
+                    }
+                    return;
+                }
+                Err(TrySendError::Full(_)) => &self.counters.queue_full,
+                Err(TrySendError::Disconnected(_)) => &self.counters.shutdown,
+            }
         };
+        self.in_queue.fetch_sub(n, Ordering::Relaxed);
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// An empty batch vector: a recycled one if the reporter returned any.
+    pub(crate) fn spare_batch(&self) -> Vec<SpanEvent> {
+        self.spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH))
     }
 }
 
@@ -241,70 +280,124 @@ impl AgentBuilder {
         // before the application builds its own clients, so theirs work too.
         crate::report::install_crypto_provider();
         let (queue, rx) = crossbeam_channel::bounded(config.max_queue_size);
+        let (spares_tx, spares) = crossbeam_channel::bounded(SPARE_BATCHES);
+        let in_queue = Arc::new(AtomicUsize::new(0));
         let (control, control_rx) = crossbeam_channel::unbounded();
+        let woken = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let metadata = Metadata::collect(&config);
         let enabled = config.enabled;
         let reporter = {
+            let reporter = Reporter {
+                rx,
+                control: control_rx,
+                spares: spares_tx,
+                in_queue: in_queue.clone(),
+                woken: woken.clone(),
+                sinks,
+            };
             let counters = counters.clone();
             std::thread::Builder::new()
                 .name("apm-reporter".into())
-                .spawn(move || run_reporter(rx, control_rx, sinks, metadata, counters))
+                .spawn(move || reporter.run(metadata, counters))
                 .expect("spawning the apm-reporter thread")
         };
         Ok(Agent {
-            inner: Arc::new(AgentInner { config, enabled, queue, control, counters }),
+            inner: Arc::new(AgentInner { config, enabled, queue, in_queue, spares, control, woken, counters }),
             reporter: Mutex::new(Some(reporter)),
         })
     }
 }
 
+/// Batch vectors kept for reuse between the reporter and the application threads.
+const SPARE_BATCHES: usize = 16;
+
 /// The reporter thread: the only place events are serialized and sent.
-fn run_reporter(
-    rx: Receiver<Event>,
+struct Reporter {
+    rx: Receiver<Message>,
     control: Receiver<Control>,
-    mut sinks: Vec<Box<dyn Sink>>,
-    metadata: Metadata,
-    counters: Arc<Counters>,
-) {
-    let ctx = SinkContext { metadata: &metadata, counters: Some(&counters) };
-    let quiet = SinkContext { metadata: &metadata, counters: None };
-    let write = |sinks: &mut Vec<Box<dyn Sink>>, event: Event| {
-        for (i, sink) in sinks.iter_mut().enumerate() {
-            sink.write(&event, if i == 0 { &ctx } else { &quiet });
+    spares: Sender<Vec<SpanEvent>>,
+    in_queue: Arc<AtomicUsize>,
+    woken: Arc<AtomicBool>,
+    sinks: Vec<Box<dyn Sink>>,
+}
+
+/// How often the reporter drains the queue when nobody asks it to.
+const POLL: Duration = Duration::from_millis(20);
+
+impl Reporter {
+    fn run(mut self, metadata: Metadata, counters: Arc<Counters>) {
+        let ctx = SinkContext { metadata: &metadata, counters: Some(&counters) };
+        let quiet = SinkContext { metadata: &metadata, counters: None };
+        loop {
+            let request = match self.control.recv_timeout(POLL) {
+                Ok(Control::Wake) => {
+                    self.woken.store(false, Ordering::Relaxed);
+                    None
+                }
+                Ok(Control::Flush(deadline, ack)) => Some((deadline, ack, false)),
+                Ok(Control::Shutdown(deadline, ack)) => Some((deadline, ack, true)),
+                Err(RecvTimeoutError::Timeout) => None,
+                // The agent is gone (every handle dropped): deliver what is left, then stop.
+                Err(RecvTimeoutError::Disconnected) => {
+                    Some((Instant::now() + Duration::from_secs(1), bounded(1).0, true))
+                }
+            };
+            // Everything queued so far, including before a flush request.
+            while let Ok(message) = self.rx.try_recv() {
+                self.deliver(message, &ctx, &quiet);
+            }
+            match request {
+                None => self.each_sink(&ctx, &quiet, |sink, c| sink.tick(c)),
+                Some((deadline, ack, stop)) => {
+                    self.each_sink(&ctx, &quiet, |sink, c| {
+                        if stop {
+                            sink.shutdown(c, deadline)
+                        } else {
+                            sink.flush(c, deadline)
+                        }
+                    });
+                    let _ = ack.send(());
+                    if stop {
+                        return;
+                    }
+                }
+            }
         }
-    };
-    let tick = Duration::from_millis(100);
-    loop {
-        crossbeam_channel::select! {
-            recv(rx) -> event => match event {
-                Ok(event) => write(&mut sinks, event),
-                Err(_) => return,
-            },
-            recv(control) -> msg => {
-                let (deadline, ack, stop) = match msg {
-                    Ok(Control::Flush(d, ack)) => (d, ack, false),
-                    Ok(Control::Shutdown(d, ack)) => (d, ack, true),
-                    Err(_) => return,
-                };
-                // Everything queued before the request is part of the flush.
-                while let Ok(event) = rx.try_recv() {
-                    write(&mut sinks, event);
+    }
+
+    fn deliver(&mut self, message: Message, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>) {
+        self.in_queue.fetch_sub(message.len(), Ordering::Relaxed);
+        match message {
+            Message::One(event) => self.write(event, ctx, quiet),
+            Message::Spans(mut batch) => {
+                for span in batch.drain(..) {
+                    self.write(Event::Span(span), ctx, quiet);
                 }
-                for (i, sink) in sinks.iter_mut().enumerate() {
-                    let c = if i == 0 { &ctx } else { &quiet };
-                    if stop { sink.shutdown(c, deadline) } else { sink.flush(c, deadline) }
-                }
-                let _ = ack.send(());
-                if stop {
-                    return;
-                }
-            },
-            default(tick) => {
-                for (i, sink) in sinks.iter_mut().enumerate() {
-                    sink.tick(if i == 0 { &ctx } else { &quiet });
-                }
-            },
+                let _ = self.spares.try_send(batch);
+            }
+        }
+    }
+
+    fn write(&mut self, event: Event, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>) {
+        self.each_sink(ctx, quiet, |sink, c| sink.write(&event, c));
+    }
+
+    /// Calls `f` on every sink: the first with the counting context. A sink that panics loses
+    /// that one call (counted as a failed send), not the reporter thread.
+    fn each_sink(
+        &mut self,
+        ctx: &SinkContext<'_>,
+        quiet: &SinkContext<'_>,
+        mut f: impl FnMut(&mut dyn Sink, &SinkContext<'_>),
+    ) {
+        for (i, sink) in self.sinks.iter_mut().enumerate() {
+            let c = if i == 0 { ctx } else { quiet };
+            let call = std::panic::AssertUnwindSafe(|| f(&mut **sink, c));
+            if std::panic::catch_unwind(call).is_err() {
+                eprintln!("[apm] a sink panicked; the event it was handling is counted as dropped");
+                c.record_dropped(DropReason::SendFailed, 1);
+            }
         }
     }
 }
@@ -419,6 +512,7 @@ impl Agent {
     /// assert!(agent.flush(std::time::Duration::from_secs(1)));
     /// ```
     pub fn flush(&self, timeout: Duration) -> bool {
+        crate::queue::hand_over_thread_batch();
         let (ack, done) = crossbeam_channel::bounded(1);
         let deadline = Instant::now() + timeout;
         if self.inner.control.send(Control::Flush(deadline, ack)).is_err() {
@@ -430,6 +524,7 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        crate::queue::hand_over_thread_batch();
         {
             let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
             if global.as_ref().is_some_and(|g| Arc::ptr_eq(g, &self.inner)) {

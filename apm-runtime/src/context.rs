@@ -224,9 +224,15 @@ impl Context {
     }
 
     /// `true` when no transaction is current on this thread; cheaper than `current().is_empty()`
-    /// because it clones nothing. The "agent installed, no transaction" fast path.
+    /// because it clones nothing.
     pub(crate) fn current_is_empty() -> bool {
         CURRENT.with(|c| c.borrow().active.is_none())
+    }
+
+    /// Runs `f` on the current context without cloning it: the span-start fast path.
+    #[inline]
+    pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Active>) -> R) -> R {
+        CURRENT.with(|c| f(c.borrow().active.as_ref()))
     }
 }
 
@@ -261,13 +267,26 @@ impl ContextGuard {
     }
 }
 
+impl ContextGuard {
+    /// A guard that changes nothing (for spans that stand for the context already current).
+    pub(crate) fn noop() -> ContextGuard {
+        ContextGuard { previous: None, _not_send: PhantomData }
+    }
+}
+
 impl Drop for ContextGuard {
     fn drop(&mut self) {
         if let Some(prev) = self.previous.take() {
+            let leaving = prev.active.is_none();
             // `try_with`: during thread teardown the slot may already be gone; nothing to restore.
             let old = CURRENT.try_with(|c| c.replace(prev));
             // Drop the replaced context outside the borrow: its Arc may be the last reference.
             drop(old);
+            if leaving {
+                // The thread is done with traced work for now (a pool task or a poll ended):
+                // its finished spans should not wait for its next task.
+                crate::queue::hand_over_thread_batch();
+            }
         }
     }
 }

@@ -54,7 +54,7 @@ pub(crate) fn report(
         transaction_name: tx.name.clone(),
         transaction_type: tx.kind.clone(),
         sampled: tx.sampled,
-        timestamp: Stamp::now().epoch_us,
+        timestamp: Stamp::now().epoch_us(),
         culprit: culprit.map(str::to_string),
         exception_type: exception_type.to_string(),
         message,

@@ -41,6 +41,7 @@ mod ids;
 pub mod integrations;
 mod metadata;
 pub mod propagation;
+mod queue;
 pub mod report;
 mod sanitize;
 mod span;

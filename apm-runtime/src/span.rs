@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::clock::Stamp;
 use crate::context::{thread_tag, Active, Context, ContextGuard};
 use crate::error;
-use crate::event::{Event, ExitContext, LabelValue, Labels, Outcome, SpanEvent};
+use crate::event::{ExitContext, LabelValue, Labels, Outcome, SpanEvent};
 use crate::ids::SpanId;
 use crate::transaction::TxShared;
 
@@ -40,8 +40,12 @@ pub struct Span {
 enum State {
     /// Outside any transaction: nothing to record or carry.
     Noop,
-    /// Not recorded (unsampled, or over the span limit), but children and outgoing requests
-    /// still belong to the surrounding trace.
+    /// Not recorded (unsampled, or over the span limit), started from the thread's current
+    /// context: it stands for that context, which it neither copies nor re-attaches. This is
+    /// what keeps spans in unsampled transactions nearly free.
+    Inherit,
+    /// Not recorded, started under an explicit parent: children and outgoing requests still
+    /// belong to that parent's trace.
     Passthrough(Context),
     Recording(SpanRecord),
 }
@@ -132,25 +136,23 @@ impl<'a> SpanBuilder<'a> {
     /// ```
     pub fn start(self) -> Span {
         match self.parent {
-            Some(parent) => self.start_under(parent.active.as_ref()),
-            None => {
-                // The common "no transaction here" path: look, don't clone.
-                if Context::current_is_empty() {
-                    return Span { state: State::Noop };
-                }
-                let current = Context::current();
-                self.start_under(current.active.as_ref())
-            }
+            Some(parent) => match &parent.active {
+                None => Span { state: State::Noop },
+                Some(a) if a.tx.sampled && a.tx.try_start_span() => self.record_under(a),
+                Some(_) => Span { state: State::Passthrough(parent.clone()) },
+            },
+            // Look at the current context in place: the no-transaction and unsampled paths
+            // clone nothing.
+            None => Context::with_current(|current| match current {
+                None => Span { state: State::Noop },
+                Some(a) if a.tx.sampled && a.tx.try_start_span() => self.record_under(a),
+                Some(_) => Span { state: State::Inherit },
+            }),
         }
     }
 
-    fn start_under(self, parent: Option<&Active>) -> Span {
-        let Some(parent) = parent else {
-            return Span { state: State::Noop };
-        };
-        if !parent.tx.sampled || !parent.tx.try_start_span() {
-            return Span { state: State::Passthrough(Context { active: Some(parent.clone()) }) };
-        }
+    #[inline]
+    fn record_under(self, parent: &Active) -> Span {
         let thread = thread_tag();
         Span {
             state: State::Recording(SpanRecord {
@@ -203,6 +205,7 @@ impl Span {
     pub fn context(&self) -> Context {
         match &self.state {
             State::Noop => Context::default(),
+            State::Inherit => Context::current(),
             State::Passthrough(ctx) => ctx.clone(),
             State::Recording(r) => {
                 Context { active: Some(Active { tx: r.tx.clone(), parent_id: r.id, parent_thread: r.thread }) }
@@ -217,7 +220,11 @@ impl Span {
     /// let _in_span = span.attach();
     /// ```
     pub fn attach(&self) -> ContextGuard {
-        ContextGuard::install(self.context())
+        match &self.state {
+            // Already current where it started: nothing to change.
+            State::Inherit => ContextGuard::noop(),
+            _ => ContextGuard::install(self.context()),
+        }
     }
 
     /// The span id, or `None` when the span records nothing.
@@ -346,6 +353,7 @@ impl Span {
         let ty = std::any::type_name::<E>();
         match &self.state {
             State::Noop => {}
+            State::Inherit => crate::error::capture_error(err),
             State::Passthrough(ctx) => {
                 if let Some(a) = &ctx.active {
                     error::report(&a.tx, a.parent_id, ty, err.to_string(), None, true);
@@ -365,27 +373,30 @@ impl Span {
     }
 
     fn finish(&mut self) {
-        let state = std::mem::replace(&mut self.state, State::Noop);
-        let panicking = std::thread::panicking();
-        let r = match state {
+        let r = match std::mem::replace(&mut self.state, State::Noop) {
+            State::Noop => return,
             State::Recording(r) => r,
-            State::Passthrough(ctx) => {
-                if panicking {
+            unrecorded => {
+                if std::thread::panicking() {
+                    let ctx = match unrecorded {
+                        State::Passthrough(ctx) => ctx,
+                        _ => Context::current(),
+                    };
                     if let Some(a) = &ctx.active {
                         error::report_panic(&a.tx, a.parent_id, &a.tx.name);
                     }
                 }
                 return;
             }
-            State::Noop => return,
         };
+        let end = Stamp::now();
         let mut outcome = r.outcome.unwrap_or(Outcome::Success);
-        if panicking {
+        if std::thread::panicking() {
             outcome = Outcome::Failure;
             error::report_panic(&r.tx, r.id, &r.name);
         }
-        let tx = &r.tx;
-        tx.agent.submit(Event::Span(SpanEvent {
+        let tx = r.tx;
+        let event = SpanEvent {
             trace_id: tx.trace_id,
             id: r.id,
             parent_id: r.parent_id,
@@ -394,15 +405,16 @@ impl Span {
             kind: r.kind,
             subtype: r.subtype,
             action: r.action,
-            timestamp: r.start.epoch_us,
-            duration: r.start.elapsed_ms(),
+            timestamp: r.start.epoch_us(),
+            duration: r.start.ms_until(end),
             sync: r.sync,
             outcome,
             sample_rate: tx.sample_rate,
             labels: r.labels,
             exit: r.exit,
             thread: r.thread,
-        }));
+        };
+        crate::queue::push_span(&tx.agent, event, Context::current_is_empty());
     }
 }
 
@@ -416,6 +428,7 @@ impl std::fmt::Debug for Span {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.state {
             State::Noop => f.write_str("Span(no-op)"),
+            State::Inherit => f.write_str("Span(unrecorded)"),
             State::Passthrough(c) => write!(f, "Span(unrecorded, {c:?})"),
             State::Recording(r) => write!(f, "Span({:?} id {})", r.name, r.id),
         }

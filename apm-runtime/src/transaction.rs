@@ -376,7 +376,10 @@ impl Transaction {
             r.outcome = Some(Outcome::Failure);
             error::report_panic(&r.shared, r.shared.id, &r.shared.name);
         }
-        let duration = r.start.elapsed_ms();
+        let duration = r.start.ms_until(Stamp::now());
+        // This thread's finished spans go first, so a reader of the queue sees the
+        // transaction's own-thread spans no later than the transaction.
+        crate::queue::hand_over_thread_batch();
         let (spans_started, spans_dropped) = r.shared.span_counts();
         let shared = &r.shared;
         shared.agent.submit(Event::Transaction(Box::new(TransactionEvent {
@@ -387,7 +390,7 @@ impl Transaction {
             kind: shared.kind.clone(),
             result: r.result,
             outcome: r.outcome.unwrap_or(Outcome::Success),
-            timestamp: r.start.epoch_us,
+            timestamp: r.start.epoch_us(),
             duration,
             sampled: shared.sampled,
             sample_rate: shared.sample_rate,

@@ -51,8 +51,8 @@ pub trait Sink: Send + 'static {
         self.flush(ctx, deadline);
     }
 
-    /// Called when the queue has been idle for about 100 ms: a place for time-based batching
-    /// and retries.
+    /// Called every ~20 ms, after the queue was drained: a place for time-based batching and
+    /// retries.
     fn tick(&mut self, ctx: &SinkContext<'_>) {
         let _ = ctx;
     }

@@ -1,0 +1,97 @@
+//! The hand-off from application threads to the reporter thread.
+//!
+//! Finished spans are not sent one by one: each thread collects them in a small local batch
+//! and hands the batch over when it is full, when the thread leaves its last attached context
+//! (a pool task ends, a future's poll returns), when a transaction ends on it, or when the
+//! agent is flushed from it. One channel send (and at most one wake-up of the reporter) is
+//! thus shared by up to [`BATCH`] spans, and the emptied batch vectors come back from the
+//! reporter for reuse, so the steady state allocates nothing.
+//!
+//! # Invariants
+//! - A span is counted (queued or dropped) when its batch is handed over; until then it is in
+//!   exactly one thread's batch. A batch only holds spans of one agent.
+//! - Handing over never blocks: a batch that does not fit in the queue is dropped and counted.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::agent::AgentInner;
+use crate::event::{Event, SpanEvent};
+
+/// Spans per batch: large enough to amortize the channel, small enough that a busy thread's
+/// spans reach the reporter promptly.
+pub(crate) const BATCH: usize = 64;
+
+/// What travels through the queue.
+pub(crate) enum Message {
+    One(Event),
+    Spans(Vec<SpanEvent>),
+}
+
+impl Message {
+    /// How many events this message carries (the queue bound is in events).
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Message::One(_) => 1,
+            Message::Spans(v) => v.len(),
+        }
+    }
+}
+
+struct Local {
+    agent: Option<Arc<AgentInner>>,
+    spans: Vec<SpanEvent>,
+}
+
+impl Local {
+    fn hand_over(&mut self) {
+        // Taking the agent keeps a finished test's agent from being kept alive by a thread.
+        if let Some(agent) = self.agent.take() {
+            if !self.spans.is_empty() {
+                let batch = std::mem::replace(&mut self.spans, agent.spare_batch());
+                agent.enqueue(Message::Spans(batch));
+            }
+        }
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.hand_over();
+    }
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local { agent: None, spans: Vec::new() }) };
+}
+
+/// Adds a finished span to this thread's batch; `now` hands the batch over at once (the span
+/// ended outside any attached context, so no later trigger is certain to come).
+pub(crate) fn push_span(agent: &Arc<AgentInner>, span: SpanEvent, now: bool) {
+    let mut span = Some(span);
+    let _ = LOCAL.try_with(|local| {
+        let mut local = local.borrow_mut();
+        if !local.agent.as_ref().is_some_and(|a| Arc::ptr_eq(a, agent)) {
+            local.hand_over();
+            local.agent = Some(agent.clone());
+        }
+        local.spans.extend(span.take());
+        if now || local.spans.len() >= BATCH {
+            local.hand_over();
+        }
+    });
+    // The thread is exiting and its batch is gone: send this one alone.
+    if let Some(span) = span {
+        agent.enqueue(Message::Spans(vec![span]));
+    }
+}
+
+/// Hands this thread's batch over to the reporter now.
+#[inline]
+pub(crate) fn hand_over_thread_batch() {
+    let _ = LOCAL.try_with(|local| {
+        if let Ok(mut local) = local.try_borrow_mut() {
+            local.hand_over();
+        }
+    });
+}

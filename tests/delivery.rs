@@ -1,0 +1,102 @@
+//! When finished spans reach the sink: threads batch them, and every batch is handed over at
+//! a boundary the application cannot miss.
+
+mod support;
+
+use std::time::Duration;
+
+use apm_runtime::report::{MemorySink, Sink, SinkContext};
+use apm_runtime::{Agent, Event, Span};
+use support::{flush, memory_agent};
+
+/// Waits (without flushing, which would hand over the caller's batch) until `sink` has `n` spans.
+fn wait_for_spans(sink: &MemorySink, n: usize) -> bool {
+    for _ in 0..200 {
+        if sink.spans().len() >= n {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn a_pool_task_hands_its_spans_over_when_it_ends() {
+    let (agent, sink) = memory_agent(|c| c);
+    let tx = agent.transaction("long").start();
+    let pool = threadpool::ThreadPool::new(2);
+    let ctx = tx.context();
+    pool.execute(ctx.wrap(|| (0..3).for_each(|_| Span::start("task span").end())));
+    pool.join();
+    // The transaction is still running; the pool thread left its context, so its spans went.
+    assert!(wait_for_spans(&sink, 3), "spans of a finished task reach the sink before the transaction ends");
+    tx.end();
+}
+
+#[test]
+fn spans_on_an_attached_thread_go_with_the_transaction_or_every_batch() {
+    let (agent, sink) = memory_agent(|c| c.transaction_max_spans(10_000u32));
+    let tx = agent.transaction("attached").start();
+    let active = tx.attach();
+    for _ in 0..200 {
+        Span::start("s").end();
+    }
+    // 200 spans: at least three full batches were handed over while still attached.
+    assert!(wait_for_spans(&sink, 128));
+    drop(active);
+    tx.end();
+    flush(&agent);
+    assert_eq!(sink.spans().len(), 200);
+    assert_eq!(agent.stats().queued, 201);
+}
+
+#[test]
+fn a_span_ended_outside_any_context_is_handed_over_at_once() {
+    let (agent, sink) = memory_agent(|c| c);
+    let tx = agent.transaction("moved").start();
+    let span = tx.context().in_scope(|| Span::start("ends elsewhere"));
+    std::thread::spawn(move || span.end()).join().unwrap();
+    assert!(wait_for_spans(&sink, 1));
+    tx.end();
+}
+
+#[test]
+fn batches_of_two_agents_on_one_thread_stay_apart() {
+    let (a, sink_a) = memory_agent(|c| c);
+    let (b, sink_b) = memory_agent(|c| c);
+    let (ta, tb) = (a.transaction("a").start(), b.transaction("b").start());
+    let (ca, cb) = (ta.context(), tb.context());
+    for _ in 0..5 {
+        ca.in_scope(|| Span::start("on a").end());
+        cb.in_scope(|| Span::start("on b").end());
+    }
+    ta.end();
+    tb.end();
+    flush(&a);
+    flush(&b);
+    assert!(sink_a.spans().iter().all(|s| s["name"] == "on a") && sink_a.spans().len() == 5);
+    assert!(sink_b.spans().iter().all(|s| s["name"] == "on b") && sink_b.spans().len() == 5);
+}
+
+#[test]
+fn a_panicking_sink_loses_one_event_not_the_reporter() {
+    struct Flaky(MemorySink, usize);
+    impl Sink for Flaky {
+        fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
+            self.1 += 1;
+            if self.1 == 2 {
+                panic!("sink bug");
+            }
+            self.0.write(event, ctx);
+        }
+    }
+    let sink = MemorySink::new();
+    let agent = Agent::builder().sink(Flaky(sink.clone(), 0)).build().unwrap();
+    for _ in 0..3 {
+        agent.transaction("t").start().end();
+    }
+    flush(&agent);
+    assert_eq!(sink.transactions().len(), 2);
+    let stats = agent.stats();
+    assert_eq!((stats.sent, stats.dropped.send_failed), (2, 1));
+}
