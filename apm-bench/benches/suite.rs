@@ -1,13 +1,19 @@
 //! The side-by-side suite of issue 6: `cargo bench -p apm-bench`.
 //!
-//! Criterion runs every measurement (its usual report is printed as it goes); each routine is an
-//! `iter_custom` whose per-operation time is also recorded here, and the summary table at the end
-//! is computed from the medians of criterion's measurement samples (the warm-up calls are left
-//! out). Pass a criterion filter (`cargo bench -p apm-bench -- s3_`) to run a subset.
+//! Two passes over the same routines:
+//! 1. criterion, one benchmark per scenario and library (its usual report is printed as it goes);
+//! 2. interleaved rounds: every round runs every (scenario, library) once for about 20 ms, one
+//!    after the other, and the summary takes medians over the rounds. On this shared 2-core
+//!    machine the background load drifts by up to 2x within a minute, so comparing libraries
+//!    measured seconds apart (criterion runs them back to back) can be off by that much; in a
+//!    round they are measured within a second of each other, and each ratio is the median of the
+//!    per-round ratios.
+//!
+//! Pass a criterion filter (`cargo bench -p apm-bench -- s3_`) to run a subset; the rounds then
+//! cover the same scenarios.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use apm_bench::cpu::process_cpu_time;
@@ -15,178 +21,207 @@ use apm_bench::report;
 use apm_bench::scenarios::{self, Lib, LiveWorker, S2Case};
 use criterion::Criterion;
 
-const SAMPLE_SIZE: usize = 20;
-
-/// Per-operation times (ns) of every routine call, by (group, library).
-static SAMPLES: Mutex<BTreeMap<(&'static str, &'static str), Vec<f64>>> = Mutex::new(BTreeMap::new());
-
-fn record(group: &'static str, lib: &'static str, per_op_ns: f64) {
-    SAMPLES.lock().unwrap().entry((group, lib)).or_default().push(per_op_ns);
+/// The scenarios, as benchmark groups.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum G {
+    S1Calling,
+    S1Cpu,
+    S2NoTx,
+    S2Unsampled,
+    S3,
+    S4,
+    S5,
 }
 
-/// The median of the last `SAMPLE_SIZE` calls (criterion's measurement phase).
-fn median(group: &str, lib: &str) -> Option<f64> {
-    let samples = SAMPLES.lock().unwrap();
-    let all = samples.iter().find(|((g, l), _)| *g == group && *l == lib)?.1;
-    let mut last: Vec<f64> = all[all.len().saturating_sub(SAMPLE_SIZE)..].to_vec();
-    last.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = last.len();
-    if n == 0 {
-        return None;
+impl G {
+    const ALL: [G; 7] = [G::S1Calling, G::S1Cpu, G::S2NoTx, G::S2Unsampled, G::S3, G::S4, G::S5];
+
+    fn id(self) -> &'static str {
+        match self {
+            G::S1Calling => "s1_calling_thread",
+            G::S1Cpu => "s1_total_cpu",
+            G::S2NoTx => "s2_no_transaction",
+            G::S2Unsampled => "s2_sampling_0",
+            G::S3 => "s3_cross_thread",
+            G::S4 => "s4_fan_out_64_on_4_threads",
+            G::S5 => "s5_reporter_serialize_gzip",
+        }
     }
-    Some(if n % 2 == 1 { last[n / 2] } else { (last[n / 2 - 1] + last[n / 2]) / 2.0 })
+
+    fn title(self) -> &'static str {
+        match self {
+            G::S1Calling => "1 root+100 children, calling thread",
+            G::S1Cpu => "1 root+100 children, total process CPU",
+            G::S2NoTx => "2 span in fn, no current transaction",
+            G::S2Unsampled => "2 span in fn, sampling 0",
+            G::S3 => "3 capture→other thread→attach→1 span",
+            G::S4 => "4 tx fanning 64 tasks on 4 threads",
+            G::S5 => "5 reporter: serialize+gzip(fast)",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            G::S1Calling | G::S1Cpu => "per child span",
+            G::S2NoTx | G::S2Unsampled => "per call",
+            G::S3 => "per job, end to end",
+            G::S4 => "per fan-out, end to end",
+            G::S5 => "per event",
+        }
+    }
+
+    fn libs(self) -> Vec<Lib> {
+        Lib::ALL
+            .into_iter()
+            .filter(|&lib| match self {
+                G::S1Calling | G::S1Cpu => true,
+                G::S2NoTx => true,
+                G::S2Unsampled => scenarios::s2_function(lib, S2Case::Unsampled).is_some(),
+                G::S3 | G::S4 => lib != Lib::ApmStartOnly,
+                G::S5 => matches!(lib, Lib::Apm | Lib::Floor),
+            })
+            .collect()
+    }
 }
 
-fn per_op(d: Duration, iters: u64, ops_per_iter: u64) -> f64 {
-    d.as_nanos() as f64 / (iters * ops_per_iter) as f64
+/// What the routines share: the scenario 3 worker, the scenario 4 pool, the scenario 5 batch.
+struct Fixture {
+    worker: LiveWorker,
+    pool: threadpool::ThreadPool,
+    batch: report::Batch,
+    line: Vec<u8>,
+    out: Vec<u8>,
 }
 
-fn s1(c: &mut Criterion) {
-    let mut g = c.benchmark_group("s1_calling_thread");
-    for lib in Lib::ALL {
-        g.bench_function(lib.name(), |b| {
-            b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let k = left.min(scenarios::S1_FLUSH_EVERY);
-                    let t = Instant::now();
-                    for _ in 0..k {
-                        black_box(scenarios::s1_iteration(lib));
-                    }
-                    spent += t.elapsed();
-                    left -= k;
+/// Runs `iters` iterations of `g` for `lib`; returns the time to report and the operations done.
+fn routine(g: G, lib: Lib, iters: u64, fx: &mut Fixture) -> (Duration, u64) {
+    match g {
+        G::S1Calling => {
+            let mut spent = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let k = left.min(scenarios::S1_FLUSH_EVERY);
+                let t = Instant::now();
+                for _ in 0..k {
+                    black_box(scenarios::s1_iteration(lib));
+                }
+                spent += t.elapsed();
+                left -= k;
+                lib.periodic_flush(); // not timed: the calling thread's cost only
+            }
+            lib.flush();
+            (spent, iters * 100)
+        }
+        G::S1Cpu => {
+            let cpu = process_cpu_time();
+            for i in 0..iters {
+                black_box(scenarios::s1_iteration(lib));
+                if (i + 1) % scenarios::S1_FLUSH_EVERY == 0 {
                     lib.periodic_flush();
                 }
-                lib.flush();
-                record("s1_calling_thread", lib.name(), per_op(spent, iters, 100));
-                spent
-            })
-        });
+            }
+            lib.flush();
+            (process_cpu_time() - cpu, iters * 100)
+        }
+        G::S2NoTx | G::S2Unsampled => {
+            let case = if g == G::S2NoTx { S2Case::NoTransaction } else { S2Case::Unsampled };
+            let f = scenarios::s2_function(lib, case).expect("filtered by G::libs");
+            let t = Instant::now();
+            scenarios::s2_run(lib, case, f, iters);
+            (t.elapsed(), iters)
+        }
+        G::S3 => {
+            let t = Instant::now();
+            scenarios::s3_run(lib, iters, &mut fx.worker);
+            (t.elapsed(), iters)
+        }
+        G::S4 => {
+            let t = Instant::now();
+            scenarios::s4_run(lib, iters, &fx.pool);
+            (t.elapsed(), iters)
+        }
+        G::S5 => {
+            let t = Instant::now();
+            for _ in 0..iters {
+                let out = std::mem::take(&mut fx.out);
+                fx.out = if lib == Lib::Apm {
+                    report::compress_events(&fx.batch.events, &mut fx.line, out)
+                } else {
+                    report::compress_plain(&fx.batch.plain, &mut fx.line, out)
+                };
+                black_box(fx.out.len());
+                fx.out.clear();
+            }
+            (t.elapsed(), iters * report::BATCH as u64)
+        }
     }
-    g.finish();
-
-    let mut g = c.benchmark_group("s1_total_cpu");
-    for lib in Lib::ALL {
-        g.bench_function(lib.name(), |b| {
-            b.iter_custom(|iters| {
-                let cpu = process_cpu_time();
-                for i in 0..iters {
-                    black_box(scenarios::s1_iteration(lib));
-                    if (i + 1) % scenarios::S1_FLUSH_EVERY == 0 {
-                        lib.periodic_flush();
-                    }
-                }
-                lib.flush();
-                let spent = process_cpu_time() - cpu;
-                record("s1_total_cpu", lib.name(), per_op(spent, iters, 100));
-                spent
-            })
-        });
-    }
-    g.finish();
 }
 
-fn s2(c: &mut Criterion) {
-    for (group, case) in [("s2_no_transaction", S2Case::NoTransaction), ("s2_sampling_0", S2Case::Unsampled)] {
-        let mut g = c.benchmark_group(group);
-        for lib in Lib::ALL {
-            let Some(f) = scenarios::s2_function(lib, case) else { continue };
-            g.bench_function(lib.name(), |b| {
+/// Per-operation ns of criterion's measurement samples, by (group, library).
+type Samples = BTreeMap<(G, Lib), Vec<f64>>;
+
+const SAMPLE_SIZE: usize = 20;
+
+fn run_criterion(c: &mut Criterion, fx: &mut Fixture, samples: &mut Samples) {
+    for g in G::ALL {
+        let mut group = c.benchmark_group(g.id());
+        for lib in g.libs() {
+            group.bench_function(lib.name(), |b| {
                 b.iter_custom(|iters| {
-                    let t = Instant::now();
-                    scenarios::s2_run(lib, case, f, iters);
-                    let spent = t.elapsed();
-                    record(group, lib.name(), per_op(spent, iters, 1));
+                    let (spent, ops) = routine(g, lib, iters, fx);
+                    samples.entry((g, lib)).or_default().push(spent.as_nanos() as f64 / ops as f64);
                     spent
                 })
             });
         }
-        g.finish();
+        group.finish();
     }
 }
 
-fn s3(c: &mut Criterion) {
-    let mut g = c.benchmark_group("s3_cross_thread");
-    let mut worker = LiveWorker::new();
-    for lib in Lib::ALL {
-        if lib == Lib::ApmStartOnly {
-            continue;
+fn median(v: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+/// Iterations of `g` for `lib` that take about `target`.
+fn calibrate(g: G, lib: Lib, fx: &mut Fixture, target: Duration) -> u64 {
+    let mut iters = 1;
+    loop {
+        let t = Instant::now();
+        routine(g, lib, iters, fx);
+        let took = t.elapsed();
+        if took >= target / 4 || iters >= 1 << 30 {
+            let scaled = iters as f64 * target.as_secs_f64() / took.as_secs_f64().max(1e-9);
+            return (scaled as u64).max(1);
         }
-        g.bench_function(lib.name(), |b| {
-            b.iter_custom(|iters| {
-                let t = Instant::now();
-                scenarios::s3_run(lib, iters, &mut worker);
-                let spent = t.elapsed();
-                record("s3_cross_thread", lib.name(), per_op(spent, iters, 1));
-                spent
-            })
-        });
+        iters *= 2;
     }
-    g.finish();
 }
 
-fn s4(c: &mut Criterion) {
-    let mut g = c.benchmark_group("s4_fan_out_64_on_4_threads");
-    let pool = threadpool::ThreadPool::new(4);
-    for lib in Lib::ALL {
-        if lib == Lib::ApmStartOnly {
-            continue;
+const ROUNDS: usize = 15;
+
+/// Interleaved rounds over the groups that criterion ran; per-op ns of each round.
+fn run_rounds(fx: &mut Fixture, groups: &[G]) -> BTreeMap<(G, Lib), Vec<f64>> {
+    let target = Duration::from_millis(20);
+    let mut iters = BTreeMap::new();
+    for &g in groups {
+        for lib in g.libs() {
+            iters.insert((g, lib), calibrate(g, lib, fx, target));
         }
-        g.bench_function(lib.name(), |b| {
-            b.iter_custom(|iters| {
-                // The machine is shared and its load drifts: each sample is paired with a run of
-                // the uninstrumented program right before it, and the budget uses the ratio of
-                // the medians of the pairs.
-                if lib != Lib::Floor {
-                    let t = Instant::now();
-                    scenarios::s4_run(Lib::Floor, iters, &pool);
-                    record("s4_paired_floor", lib.name(), per_op(t.elapsed(), iters, 1));
-                }
-                let t = Instant::now();
-                scenarios::s4_run(lib, iters, &pool);
-                let spent = t.elapsed();
-                record("s4_fan_out_64_on_4_threads", lib.name(), per_op(spent, iters, 1));
-                spent
-            })
-        });
     }
-    g.finish();
-}
-
-fn s5(c: &mut Criterion) {
-    let batch = report::record_batch();
-    let mut g = c.benchmark_group("s5_reporter_serialize_gzip");
-    g.throughput(criterion::Throughput::Elements(report::BATCH as u64));
-    let mut line = Vec::with_capacity(1024);
-    let mut out = Vec::with_capacity(256 * 1024);
-    g.bench_function("apm", |b| {
-        b.iter_custom(|iters| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                out = report::compress_events(&batch.events, &mut line, std::mem::take(&mut out));
-                black_box(out.len());
-                out.clear();
-            }
-            let spent = t.elapsed();
-            record("s5_reporter_serialize_gzip", "apm", per_op(spent, iters, report::BATCH as u64));
-            spent
-        })
-    });
-    g.bench_function("floor", |b| {
-        b.iter_custom(|iters| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                out = report::compress_plain(&batch.plain, &mut line, std::mem::take(&mut out));
-                black_box(out.len());
-                out.clear();
-            }
-            let spent = t.elapsed();
-            record("s5_reporter_serialize_gzip", "floor", per_op(spent, iters, report::BATCH as u64));
-            spent
-        })
-    });
-    g.finish();
+    let mut rounds: BTreeMap<(G, Lib), Vec<f64>> = BTreeMap::new();
+    for _ in 0..ROUNDS {
+        for (&(g, lib), &n) in &iters {
+            let (spent, ops) = routine(g, lib, n, fx);
+            rounds.entry((g, lib)).or_default().push(spent.as_nanos() as f64 / ops as f64);
+        }
+    }
+    rounds
 }
 
 fn fmt_ns(ns: f64) -> String {
@@ -199,163 +234,147 @@ fn fmt_ns(ns: f64) -> String {
     }
 }
 
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
-        _ => "-".into(),
+struct Summary {
+    rounds: BTreeMap<(G, Lib), Vec<f64>>,
+    criterion: Samples,
+}
+
+impl Summary {
+    /// Median per-op time over the rounds.
+    fn median(&self, g: G, lib: Lib) -> Option<f64> {
+        median(self.rounds.get(&(g, lib))?)
     }
-}
 
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "MET"
-    } else {
-        "MISSED"
+    /// Median of criterion's measurement samples (the warm-up calls are left out).
+    fn criterion_median(&self, g: G, lib: Lib) -> Option<f64> {
+        let all = self.criterion.get(&(g, lib))?;
+        median(&all[all.len().saturating_sub(SAMPLE_SIZE)..])
     }
-}
 
-struct Group {
-    id: &'static str,
-    title: &'static str,
-    unit: &'static str,
-}
+    /// Median over the rounds of `a`'s time divided by `b`'s time in the same round.
+    fn ratio(&self, g: G, a: Lib, b: Lib) -> Option<f64> {
+        let (va, vb) = (self.rounds.get(&(g, a))?, self.rounds.get(&(g, b))?);
+        median(&va.iter().zip(vb).map(|(x, y)| x / y).collect::<Vec<_>>())
+    }
 
-const GROUPS: [Group; 7] = [
-    Group { id: "s1_calling_thread", title: "1 root+100 children, calling thread", unit: "per child span" },
-    Group { id: "s1_total_cpu", title: "1 root+100 children, total process CPU", unit: "per child span" },
-    Group { id: "s2_no_transaction", title: "2 span in fn, no current transaction", unit: "per call" },
-    Group { id: "s2_sampling_0", title: "2 span in fn, sampling 0", unit: "per call" },
-    Group { id: "s3_cross_thread", title: "3 capture→other thread→attach→1 span", unit: "per job, end to end" },
-    Group {
-        id: "s4_fan_out_64_on_4_threads",
-        title: "4 tx fanning 64 tasks on 4 threads",
-        unit: "per fan-out, end to end",
-    },
-    Group { id: "s5_reporter_serialize_gzip", title: "5 reporter: serialize+gzip(fast)", unit: "per event" },
-];
+    fn ratio_cell(&self, g: G, a: Lib, b: Lib) -> String {
+        self.ratio(g, a, b).map_or("-".into(), |r| format!("{r:.2}x"))
+    }
 
-fn summary() {
-    let m = |g: &str, l: Lib| median(g, l.name());
-    println!();
-    println!("## Summary (medians of criterion's measurement samples)");
-    println!();
-    println!("| scenario | unit | library | median | vs fastrace | vs tracing | vs otel | vs floor |");
-    println!("|---|---|---|---:|---:|---:|---:|---:|");
-    for g in &GROUPS {
-        for lib in Lib::ALL {
-            let Some(v) = m(g.id, lib) else { continue };
-            let extra = if g.id.starts_with("s5") { format!(" ({:.2} M events/s)", 1000.0 / v) } else { String::new() };
-            println!(
-                "| {} | {} | {} | {}{} | {} | {} | {} | {} |",
-                g.title,
-                g.unit,
-                lib.name(),
-                fmt_ns(v),
-                extra,
-                ratio(Some(v), m(g.id, Lib::Fastrace)),
-                ratio(Some(v), m(g.id, Lib::Tracing)),
-                ratio(Some(v), m(g.id, Lib::Otel)),
-                ratio(Some(v), m(g.id, Lib::Floor)),
-            );
+    fn print(&self, groups: &[G]) {
+        println!();
+        println!("## Summary: medians of {ROUNDS} interleaved rounds; ratios are medians of per-round ratios");
+        println!();
+        println!(
+            "| scenario | unit | library | median | criterion median | vs fastrace | vs tracing | vs otel | vs floor |"
+        );
+        println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+        for &g in groups {
+            for lib in g.libs() {
+                let Some(v) = self.median(g, lib) else { continue };
+                let extra = if g == G::S5 { format!(" ({:.2} M events/s)", 1000.0 / v) } else { String::new() };
+                println!(
+                    "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} |",
+                    g.title(),
+                    g.unit(),
+                    lib.name(),
+                    fmt_ns(v),
+                    extra,
+                    self.criterion_median(g, lib).map_or("-".into(), fmt_ns),
+                    self.ratio_cell(g, lib, Lib::Fastrace),
+                    self.ratio_cell(g, lib, Lib::Tracing),
+                    self.ratio_cell(g, lib, Lib::Otel),
+                    self.ratio_cell(g, lib, Lib::Floor),
+                );
+            }
         }
-    }
 
-    println!();
-    println!("Scenario 4, each library against the uninstrumented program run right before each of its samples:");
-    println!();
-    println!("| library | median | paired floor | ratio |");
-    println!("|---|---:|---:|---:|");
-    for lib in Lib::ALL {
-        let (Some(v), Some(f)) = (m("s4_fan_out_64_on_4_threads", lib), median("s4_paired_floor", lib.name())) else {
-            continue;
+        println!();
+        println!("## Budgets (issue 6); apm = the manual API as the macros lay it out (span started and made current)");
+        println!();
+        println!("| scenario | budget | measured | verdict |");
+        println!("|---|---|---|---|");
+        let line = |scenario: &str, budget: &str, measured: Option<(bool, String)>| match measured {
+            Some((ok, shown)) => {
+                println!("| {scenario} | {budget} | {shown} | {} |", if ok { "MET" } else { "MISSED" })
+            }
+            None => println!("| {scenario} | {budget} | not run | - |"),
         };
-        println!("| {} | {} | {} | {:.2}x |", lib.name(), fmt_ns(v), fmt_ns(f), v / f);
-    }
-
-    println!();
-    println!("## Budgets (issue 6), apm = manual API as the macros lay it out");
-    println!();
-    println!("| scenario | budget | measured | verdict |");
-    println!("|---|---|---|---|");
-    let budget = |scenario: &str, text: &str, measured: Option<(f64, bool, String)>| match measured {
-        Some((_, ok, shown)) => println!("| {scenario} | {text} | {shown} | {} |", verdict(ok)),
-        None => println!("| {scenario} | {text} | not run | - |"),
-    };
-    let counted_elsewhere = |scenario: &str, text: &str| {
-        println!("| {scenario} | {text} | instruction counts: `apm-bench/callgrind.sh` | see its table |")
-    };
-    let rel = |g: &str, other: Lib, max: f64| {
-        let (a, b) = (m(g, Lib::Apm)?, m(g, other)?);
-        Some((a / b, a / b <= max, format!("{:.2}x ({} vs {})", a / b, fmt_ns(a), fmt_ns(b))))
-    };
-    budget("1 calling thread", "≤ 0.8x fastrace", rel("s1_calling_thread", Lib::Fastrace, 0.8));
-    budget("1 total CPU", "≤ 0.8x fastrace", rel("s1_total_cpu", Lib::Fastrace, 0.8));
-    budget("1 calling thread", "≤ 0.2x tracing", rel("s1_calling_thread", Lib::Tracing, 0.2));
-    budget("1 total CPU", "≤ 0.2x tracing", rel("s1_total_cpu", Lib::Tracing, 0.2));
-    budget("1 calling thread", "≤ 0.1x otel", rel("s1_calling_thread", Lib::Otel, 0.1));
-    budget("1 total CPU", "≤ 0.1x otel", rel("s1_total_cpu", Lib::Otel, 0.1));
-    for g in ["s2_no_transaction", "s2_sampling_0"] {
-        let d = (|| {
-            let (a, f) = (m(g, Lib::Apm)?, m(g, Lib::Floor)?);
-            Some((a - f, a - f <= 2.0, format!("+{:.1} ns ({} vs {})", a - f, fmt_ns(a), fmt_ns(f))))
+        let rel = |g: G, other: Lib, max: f64| {
+            let r = self.ratio(g, Lib::Apm, other)?;
+            let (a, b) = (self.median(g, Lib::Apm)?, self.median(g, other)?);
+            Some((r <= max, format!("{r:.2}x ({} vs {})", fmt_ns(a), fmt_ns(b))))
+        };
+        for (g, what) in [(G::S1Calling, "calling thread"), (G::S1Cpu, "total CPU")] {
+            line(&format!("1 {what}"), "≤ 0.8x fastrace", rel(g, Lib::Fastrace, 0.8));
+            line(&format!("1 {what}"), "≤ 0.2x tracing", rel(g, Lib::Tracing, 0.2));
+            line(&format!("1 {what}"), "≤ 0.1x otel", rel(g, Lib::Otel, 0.1));
+        }
+        for g in [G::S2NoTx, G::S2Unsampled] {
+            let d = (|| {
+                let (a, f) = (self.median(g, Lib::Apm)?, self.median(g, Lib::Floor)?);
+                Some((a - f <= 2.0, format!("+{:.1} ns ({} vs {})", a - f, fmt_ns(a), fmt_ns(f))))
+            })();
+            line(g.id(), "within 2 ns of the plain fn", d);
+        }
+        println!("| 2 (both cases) | ≤ 20 instructions | counted by `apm-bench/callgrind.sh` | see its table |");
+        let s3 = (|| {
+            let best = [Lib::Fastrace, Lib::Tracing, Lib::Otel]
+                .into_iter()
+                .filter_map(|l| self.median(G::S3, l).map(|v| (v, l)))
+                .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap())?
+                .1;
+            let r = self.ratio(G::S3, Lib::Apm, best)?;
+            let (a, b) = (self.median(G::S3, Lib::Apm)?, self.median(G::S3, best)?);
+            Some((r <= 0.7, format!("{r:.2}x ({} vs {} {})", fmt_ns(a), best.name(), fmt_ns(b))))
         })();
-        budget(g, "within 2 ns of the plain fn", d);
-    }
-    counted_elsewhere("2 (both cases)", "≤ 20 instructions");
-    let best = [Lib::Fastrace, Lib::Tracing, Lib::Otel]
-        .into_iter()
-        .filter_map(|l| m("s3_cross_thread", l).map(|v| (v, l)))
-        .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
-    let s3 = (|| {
-        let a = m("s3_cross_thread", Lib::Apm)?;
-        let (b, l) = best?;
-        Some((a / b, a / b <= 0.7, format!("{:.2}x ({} vs {} {})", a / b, fmt_ns(a), l.name(), fmt_ns(b))))
-    })();
-    budget("3", "≤ 0.7x best anchor", s3);
-    budget("4 (floor run separately)", "≤ 1.2x uninstrumented", rel("s4_fan_out_64_on_4_threads", Lib::Floor, 1.2));
-    let paired = (|| {
-        let a = m("s4_fan_out_64_on_4_threads", Lib::Apm)?;
-        let f = median("s4_paired_floor", Lib::Apm.name())?;
-        Some((a / f, a / f <= 1.2, format!("{:.2}x ({} vs {})", a / f, fmt_ns(a), fmt_ns(f))))
-    })();
-    budget("4 (floor paired per sample)", "≤ 1.2x uninstrumented", paired);
-    let s5 = (|| {
-        let (a, f) = (m("s5_reporter_serialize_gzip", Lib::Apm)?, m("s5_reporter_serialize_gzip", Lib::Floor)?);
-        let tput = f / a;
-        Some((
-            tput,
-            tput >= 0.8,
-            format!("{tput:.2}x floor throughput ({:.2} vs {:.2} M events/s)", 1000.0 / a, 1000.0 / f),
-        ))
-    })();
-    budget("5", "≥ 0.8x floor throughput", s5);
+        line("3", "≤ 0.7x the best anchor", s3);
+        line("4", "≤ 1.2x uninstrumented", rel(G::S4, Lib::Floor, 1.2));
+        let s5 = (|| {
+            let tput = 1.0 / self.ratio(G::S5, Lib::Apm, Lib::Floor)?;
+            let (a, f) = (self.median(G::S5, Lib::Apm)?, self.median(G::S5, Lib::Floor)?);
+            Some((tput >= 0.8, format!("{tput:.2}x the floor's events/s ({:.2} vs {:.2} M/s)", 1000.0 / a, 1000.0 / f)))
+        })();
+        line("5", "≥ 0.8x the floor's throughput", s5);
 
-    println!();
-    println!(
-        "Consumers really ran: apm sink serialized {} events (dropped: {}), fastrace reporter got {} spans, \
-         tracing layer kept {} spans, otel exporter got {} spans.",
-        Lib::Apm.delivered(),
-        apm_bench::apm::dropped(),
-        Lib::Fastrace.delivered(),
-        Lib::Tracing.delivered(),
-        Lib::Otel.delivered()
-    );
+        println!();
+        println!(
+            "Consumers really ran: apm sink serialized {} events (dropped: {}), fastrace reporter got {} spans, \
+             tracing layer kept {} spans, otel exporter got {} spans.",
+            Lib::Apm.delivered(),
+            apm_bench::apm::dropped(),
+            Lib::Fastrace.delivered(),
+            Lib::Tracing.delivered(),
+            Lib::Otel.delivered()
+        );
+    }
 }
 
 fn main() {
     for lib in Lib::ALL {
         lib.init();
     }
+    let mut fx = Fixture {
+        worker: LiveWorker::new(),
+        pool: threadpool::ThreadPool::new(4),
+        batch: report::record_batch(),
+        line: Vec::with_capacity(1024),
+        out: Vec::with_capacity(256 * 1024),
+    };
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2))
         .sample_size(SAMPLE_SIZE)
         .configure_from_args();
-    s1(&mut c);
-    s2(&mut c);
-    s3(&mut c);
-    s4(&mut c);
-    s5(&mut c);
+    let mut samples = Samples::new();
+    run_criterion(&mut c, &mut fx, &mut samples);
     c.final_summary();
-    summary();
+
+    // The rounds cover what criterion ran (all of it, unless a filter was given).
+    let groups: Vec<G> = G::ALL.into_iter().filter(|g| samples.keys().any(|(sg, _)| sg == g)).collect();
+    if groups.is_empty() {
+        return; // `--list`, `--test` or a filter that matched nothing
+    }
+    let rounds = run_rounds(&mut fx, &groups);
+    Summary { rounds, criterion: samples }.print(&groups);
 }

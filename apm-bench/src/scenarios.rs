@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::{apm, fast, floor, otel, trc, work};
 
 /// A library (or variant) under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Lib {
     /// The same code without instrumentation.
     Floor,
