@@ -2,7 +2,7 @@
 //!
 //! Two passes over the same routines:
 //! 1. criterion, one benchmark per scenario and library (its usual report is printed as it goes);
-//! 2. interleaved rounds: every round runs every (scenario, library) once for about 20 ms, one
+//! 2. interleaved rounds: every round runs every (scenario, library) once for about 40 ms, one
 //!    after the other, and the summary takes medians over the rounds. On this shared 2-core
 //!    machine the background load drifts by up to 2x within a minute, so comparing libraries
 //!    measured seconds apart (criterion runs them back to back) can be off by that much; in a
@@ -188,30 +188,30 @@ fn median(v: &[f64]) -> Option<f64> {
     Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
-/// Iterations of `g` for `lib` that take about `target`.
-fn calibrate(g: G, lib: Lib, fx: &mut Fixture, target: Duration) -> u64 {
-    let mut iters = 1;
-    loop {
-        let t = Instant::now();
-        routine(g, lib, iters, fx);
-        let took = t.elapsed();
-        if took >= target / 4 || iters >= 1 << 30 {
-            let scaled = iters as f64 * target.as_secs_f64() / took.as_secs_f64().max(1e-9);
-            return (scaled as u64).max(1);
-        }
-        iters *= 2;
+/// Operations per iteration of `g`.
+fn ops_per_iter(g: G) -> u64 {
+    match g {
+        G::S1Calling | G::S1Cpu => 100,
+        G::S5 => report::BATCH as u64,
+        _ => 1,
     }
 }
 
 const ROUNDS: usize = 15;
+const ROUND_TARGET: Duration = Duration::from_millis(40);
 
-/// Interleaved rounds over the groups that criterion ran; per-op ns of each round.
-fn run_rounds(fx: &mut Fixture, groups: &[G]) -> BTreeMap<(G, Lib), Vec<f64>> {
-    let target = Duration::from_millis(20);
+/// Interleaved rounds over the groups that criterion ran; per-op ns of each round. Each call runs
+/// as many iterations as take about `ROUND_TARGET` at criterion's median, so that fixed costs
+/// (the final flush of each call, fastrace's included) are amortized as they are in criterion's
+/// samples.
+fn run_rounds(fx: &mut Fixture, groups: &[G], samples: &Samples) -> BTreeMap<(G, Lib), Vec<f64>> {
     let mut iters = BTreeMap::new();
     for &g in groups {
         for lib in g.libs() {
-            iters.insert((g, lib), calibrate(g, lib, fx, target));
+            let Some(all) = samples.get(&(g, lib)) else { continue };
+            let Some(per_op) = median(&all[all.len().saturating_sub(SAMPLE_SIZE)..]) else { continue };
+            let n = ROUND_TARGET.as_nanos() as f64 / (per_op * ops_per_iter(g) as f64);
+            iters.insert((g, lib), (n as u64).max(1));
         }
     }
     let mut rounds: BTreeMap<(G, Lib), Vec<f64>> = BTreeMap::new();
@@ -375,6 +375,6 @@ fn main() {
     if groups.is_empty() {
         return; // `--list`, `--test` or a filter that matched nothing
     }
-    let rounds = run_rounds(&mut fx, &groups);
+    let rounds = run_rounds(&mut fx, &groups, &samples);
     Summary { rounds, criterion: samples }.print(&groups);
 }
