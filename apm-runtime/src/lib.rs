@@ -45,6 +45,10 @@ mod span;
 mod transaction;
 pub mod waterfall;
 
+/// The attribute macros: [`transaction`](macro@transaction), [`span`](macro@span) and
+/// [`propagate`](macro@propagate). See the `apm-macros` crate docs for the full syntax, the
+/// options, and what the expansion looks like.
+pub use apm_macros::{propagate, span, transaction};
 pub use agent::{init, Agent, AgentBuilder, DefaultGuard, Dropped, Stats};
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use context::{Context, ContextGuard, WithContext};
