@@ -155,7 +155,25 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
     }
 
     let krate: Path = opts.krate.clone().unwrap_or_else(|| syn::parse_quote!(::apm_runtime));
+
+    // `#[propagate]` together with `#[transaction]`/`#[span]` on one fn: the span or transaction
+    // must be entered before the context is bound, so the span/transaction macro does both.
+    let sibling = |a: &syn::Attribute, names: &[&str]| {
+        a.path().segments.last().is_some_and(|s| names.iter().any(|n| s.ident == n))
+    };
+    let mut absorbed_propagate = false;
+    if kind == Kind::Propagate {
+        if f.attrs.iter().any(|a| sibling(a, &["transaction", "span"])) {
+            // Runs before the span/transaction macro: hand over to it.
+            f.attrs.push(syn::parse_quote!(#[#krate::propagate]));
+            return Ok(f.into_token_stream());
+        }
+    } else if let Some(pos) = f.attrs.iter().position(|a| sibling(a, &["propagate"])) {
+        f.attrs.remove(pos);
+        absorbed_propagate = true;
+    }
     let mode = match (kind, opts.propagate.as_ref().map(|b| b.value)) {
+        _ if absorbed_propagate => Mode::All,
         (Kind::Propagate, _) => Mode::All,
         (_, Some(false)) => Mode::Off,
         _ => Mode::MoveOnly,
