@@ -15,6 +15,11 @@ use crate::rewrite::{self, ctx_ident, guard_ident, span_ident, Mode, Rewriter};
 /// Expands one attribute. On error, returns the error plus the item unchanged (minus markers),
 /// so one mistake gives one error message rather than a cascade.
 pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(err) = closure_without_outer_macro(kind, &item) {
+        // rustc already reports the attribute on an expression; say what to do about it, and
+        // expand to a single expression so no follow-on parse errors appear.
+        return err.to_compile_error();
+    }
     match try_expand(kind, attr, item.clone()) {
         Ok(ts) => ts,
         Err(err) => {
@@ -29,6 +34,29 @@ pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
             out
         }
     }
+}
+
+/// The macro was applied to a closure or async block directly (possible only on nightly, or as
+/// an error on stable): markers must be consumed by a macro on the enclosing fn.
+fn closure_without_outer_macro(kind: Kind, item: &TokenStream) -> Option<syn::Error> {
+    if syn::parse2::<Item>(item.clone()).is_ok() {
+        return None;
+    }
+    let first = item.clone().into_iter().next()?;
+    let closure_like = match &first {
+        proc_macro2::TokenTree::Ident(i) => i == "move" || i == "async" || i == "static",
+        proc_macro2::TokenTree::Punct(p) => p.as_char() == '|',
+        _ => false,
+    };
+    closure_like.then(|| {
+        syn::Error::new(
+            first.span(),
+            format!(
+                "{} on a closure or async block is a marker: it needs #[transaction], #[span] or #[propagate] on the enclosing fn, which consumes it (on stable Rust)",
+                kind.attr()
+            ),
+        )
+    })
 }
 
 fn not_a_fn(kind: Kind, item: &Item) -> syn::Error {
@@ -366,6 +394,38 @@ impl VisitMut for StripMarkers {
         a.attrs.retain(|a| !is_marker(a));
         syn::visit_mut::visit_expr_async_mut(self, a);
     }
+    fn visit_macro_mut(&mut self, m: &mut syn::Macro) {
+        m.tokens = strip_marker_tokens(m.tokens.clone());
+    }
+}
+
+/// Removes `#[propagate]` / `#[span(...)]` from a macro's tokens.
+fn strip_marker_tokens(tokens: TokenStream) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = Vec::with_capacity(trees.len());
+    let mut i = 0;
+    while i < trees.len() {
+        if let (TokenTree::Punct(p), Some(TokenTree::Group(g))) = (&trees[i], trees.get(i + 1)) {
+            if p.as_char() == '#'
+                && g.delimiter() == proc_macro2::Delimiter::Bracket
+                && rewrite::find_marker_tokens(trees[i..i + 2].iter().cloned().collect()).is_some()
+            {
+                i += 2;
+                continue;
+            }
+        }
+        match &trees[i] {
+            TokenTree::Group(g) => {
+                let mut ng = Group::new(g.delimiter(), strip_marker_tokens(g.stream()));
+                ng.set_span(g.span());
+                out.push(TokenTree::Group(ng));
+            }
+            other => out.push(other.clone()),
+        }
+        i += 1;
+    }
+    out.into_iter().collect()
 }
 
 fn is_marker(a: &syn::Attribute) -> bool {
