@@ -57,9 +57,12 @@ fn with_threadpool(jobs: usize) {
             leaf(&i.to_string());
         });
     }
-    pool.execute(#[span(name = "job", type = "worker")] move || {
-        leaf("in job");
-    });
+    pool.execute(
+        #[span(name = "job", type = "worker")]
+        move || {
+            leaf("in job");
+        },
+    );
     pool.join();
 }
 
@@ -87,13 +90,19 @@ fn with_nested_pools() {
     let inner = threadpool::ThreadPool::new(2);
     for _ in 0..2 {
         let inner = inner.clone();
-        outer.execute(#[span(name = "outer")] move || {
-            for _ in 0..2 {
-                inner.execute(#[span(name = "inner")] move || {
-                    leaf("deep");
-                });
-            }
-        });
+        outer.execute(
+            #[span(name = "outer")]
+            move || {
+                for _ in 0..2 {
+                    inner.execute(
+                        #[span(name = "inner")]
+                        move || {
+                            leaf("deep");
+                        },
+                    );
+                }
+            },
+        );
     }
     outer.join();
     inner.join();
@@ -172,11 +181,22 @@ fn rayon_spawn_join_scope_par_iter() {
 fn with_std_scope(parts: &[Vec<u32>]) -> u32 {
     let mut total = 0;
     std::thread::scope(|s| {
-        let handles: Vec<_> = parts.iter().map(|p| s.spawn(#[span(name = "part")] || p.iter().sum::<u32>())).collect();
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|p| {
+                s.spawn(
+                    #[span(name = "part")]
+                    || p.iter().sum::<u32>(),
+                )
+            })
+            .collect();
         for h in handles {
             total += h.join().unwrap();
         }
-        s.spawn(#[propagate] || leaf("scoped"));
+        s.spawn(
+            #[propagate]
+            || leaf("scoped"),
+        );
     });
     total
 }
@@ -256,7 +276,12 @@ fn pooled_thread_reused_by_two_transactions() {
 fn not_propagated() {
     std::thread::spawn(move || leaf("lost")).join().unwrap();
     // Markers still work with propagate = false.
-    std::thread::spawn(#[propagate] move || leaf("kept")).join().unwrap();
+    std::thread::spawn(
+        #[propagate]
+        move || leaf("kept"),
+    )
+    .join()
+    .unwrap();
 }
 
 #[test]

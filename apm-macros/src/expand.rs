@@ -94,7 +94,9 @@ fn parse_fn(kind: Kind, item: TokenStream) -> syn::Result<ItemFn> {
 
 /// The `Output = R` of `Pin<Box<dyn Future<Output = R> + ...>>` (what `#[async_trait]` returns).
 fn future_output(ret: &ReturnType) -> Option<Type> {
-    let ReturnType::Type(_, ty) = ret else { return None };
+    let ReturnType::Type(_, ty) = ret else {
+        return None;
+    };
     struct Find(Option<Type>);
     impl<'ast> Visit<'ast> for Find {
         fn visit_assoc_type(&mut self, a: &'ast syn::AssocType) {
@@ -110,8 +112,12 @@ fn future_output(ret: &ReturnType) -> Option<Type> {
 
 /// The `async move { ... }` inside `Box::pin(...)` as the tail of an `#[async_trait]` method.
 fn async_trait_body(block: &mut Block) -> Option<&mut syn::ExprAsync> {
-    let Some(Stmt::Expr(Expr::Call(call), None)) = block.stmts.last_mut() else { return None };
-    let Expr::Path(p) = &*call.func else { return None };
+    let Some(Stmt::Expr(Expr::Call(call), None)) = block.stmts.last_mut() else {
+        return None;
+    };
+    let Expr::Path(p) = &*call.func else {
+        return None;
+    };
     let segs: Vec<String> = p.path.segments.iter().map(|s| s.ident.to_string()).collect();
     if !(segs.len() >= 2 && segs[segs.len() - 2] == "Box" && segs[segs.len() - 1] == "pin") {
         return None;
@@ -176,7 +182,9 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
             if !args.contains(&i.to_string()) {
                 return Err(syn::Error::new(
                     i.span(),
-                    format!("`{i}` is not an argument of this fn; to record an expression, write `labels({i} = <expr>)`"),
+                    format!(
+                        "`{i}` is not an argument of this fn; to record an expression, write `labels({i} = <expr>)`"
+                    ),
                 ));
             }
         }

@@ -120,9 +120,7 @@ impl Options {
                     let value: Expr = input.parse()?;
                     match value {
                         Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => opts.propagate = Some(b),
-                        other => {
-                            return Err(syn::Error::new_spanned(other, "`propagate` must be `true` or `false`"))
-                        }
+                        other => return Err(syn::Error::new_spanned(other, "`propagate` must be `true` or `false`")),
                     }
                 }
                 "crate" => {

@@ -220,7 +220,8 @@ impl<'a> Rewriter<'a> {
             Some(Marker::Span(opts, span)) => {
                 let start = self.span_start(opts, *span, None);
                 let s = span_ident();
-                let rebind = inner_used.then(|| quote!(let #ctx = #krate::__private::Instrumentation::__apm_context(&#s);));
+                let rebind =
+                    inner_used.then(|| quote!(let #ctx = #krate::__private::Instrumentation::__apm_context(&#s);));
                 let sg = Ident::new("__apm_span_guard", Span::mixed_site());
                 quote! { #start let #sg = #s.attach(); #rebind }
             }
@@ -231,7 +232,7 @@ impl<'a> Rewriter<'a> {
             #span_stmts
             #body
         });
-        c.body = Box::new(new_body);
+        *c.body = new_body;
         if move_like {
             if c.capture.is_none() {
                 c.capture = Some(syn::Token![move](Span::mixed_site()));

@@ -45,10 +45,6 @@ mod span;
 mod transaction;
 pub mod waterfall;
 
-/// The attribute macros: [`transaction`](macro@transaction), [`span`](macro@span) and
-/// [`propagate`](macro@propagate). See the `apm-macros` crate docs for the full syntax, the
-/// options, and what the expansion looks like.
-pub use apm_macros::{propagate, span, transaction};
 pub use agent::{init, Agent, AgentBuilder, DefaultGuard, Dropped, Stats};
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use context::{Context, ContextGuard, WithContext};
@@ -58,3 +54,8 @@ pub use ids::{SpanId, TraceId};
 pub use metadata::Metadata;
 pub use span::{Span, SpanBuilder};
 pub use transaction::{Transaction, TransactionBuilder};
+
+/// The attribute macros: [`transaction`](macro@transaction), [`span`](macro@span) and
+/// [`propagate`](macro@propagate). See the `apm-macros` crate docs for the full syntax, the
+/// options, and what the expansion looks like.
+pub use apm_macros::{propagate, span, transaction};

@@ -45,11 +45,23 @@ fn markers(v: Vec<u32>) -> u32 {
     let pool = threadpool::ThreadPool::new(2);
     let (tx, rx) = mpsc::channel();
     let tx2 = tx.clone();
-    pool.execute(#[span(name = "job", type = "worker", labels(n = v.len()))] move || tx.send(v.iter().sum::<u32>()).unwrap());
-    pool.execute(#[propagate] move || tx2.send(1).unwrap());
+    pool.execute(
+        #[span(name = "job", type = "worker", labels(n = v.len()))]
+        move || tx.send(v.iter().sum::<u32>()).unwrap(),
+    );
+    pool.execute(
+        #[propagate]
+        move || tx2.send(1).unwrap(),
+    );
     let sum: u32 = rx.iter().take(2).sum();
-    let fut = #[span(name = "block")] async move { sum };
-    let fut2 = #[propagate] async { 1 };
+    let fut = #[span(name = "block")]
+    async move {
+        sum
+    };
+    let fut2 = #[propagate]
+    async {
+        1
+    };
     let _ = (fut, fut2);
     sum
 }

@@ -10,7 +10,11 @@ fn generic<T: Display + Send + 'static>(items: Vec<T>) -> Vec<String> {
 
 #[transaction]
 fn lifetimes<'a, 'b: 'a>(a: &'a str, b: &'b str) -> &'a str {
-    if a.len() > b.len() { a } else { b }
+    if a.len() > b.len() {
+        a
+    } else {
+        b
+    }
 }
 
 #[span]
