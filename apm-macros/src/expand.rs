@@ -374,6 +374,19 @@ fn instrument_async(
         Some(r) => quote!(#krate::__private::typed_future::<#r, _>),
         None => quote!(::core::convert::identity),
     };
+    // The body's tail gets the return type as its expected type, so coercions (`&String` to
+    // `&str`, unsizing) still apply as they did in the `async fn`.
+    let body = match nameable(Some(ret)) {
+        Some(r) => {
+            let tail = syn::Ident::new("__apm_ret", Span::mixed_site());
+            quote!({
+                let #tail: #r = #body;
+                #[allow(unreachable_code)]
+                #tail
+            })
+        }
+        None => body.into_token_stream(),
+    };
     let record = if is_result(ret) && nameable(Some(ret)).is_some() {
         record_stmts(krate, &s, &out)
     } else {

@@ -6,11 +6,14 @@ async fn fetch(url: &str) -> Result<String, reqwest::Error> {
         _,
     >(async move {
         {
-            let handle = tokio::spawn(
-                ::apm_runtime::Context::current()
-                    .wrap_future(async move { get(url).await }),
-            );
-            handle.await.unwrap()
+            let __apm_ret: Result<String, reqwest::Error> = {
+                let handle = tokio::spawn(
+                    ::apm_runtime::Context::current()
+                        .wrap_future(async move { get(url).await }),
+                );
+                handle.await.unwrap()
+            };
+            #[allow(unreachable_code)] __apm_ret
         }
     });
     #[allow(unused_mut)]

@@ -20,10 +20,13 @@ where
             _,
         >(async move {
             {
-                let __self = self;
-                let id = id;
-                let __ret: Result<Row, DbError> = { __self.query(id).await };
-                #[allow(unreachable_code)] __ret
+                let __apm_ret: Result<Row, DbError> = {
+                    let __self = self;
+                    let id = id;
+                    let __ret: Result<Row, DbError> = { __self.query(id).await };
+                    #[allow(unreachable_code)] __ret
+                };
+                #[allow(unreachable_code)] __apm_ret
             }
         });
         #[allow(unused_mut)]

@@ -38,6 +38,29 @@ impl Service {
     }
 
     #[span]
+    fn get_mut(&mut self) -> Result<&mut u32, ()> {
+        if self.hits > 100 {
+            return Err(());
+        }
+        Ok(&mut self.hits)
+    }
+
+    #[span]
+    fn name_sync(&self) -> Result<&str, String> {
+        Ok(&self.name)
+    }
+
+    #[span]
+    async fn unsized_async(&self) -> Box<dyn std::fmt::Debug> {
+        Box::new(self.hits)
+    }
+
+    #[span]
+    async fn name_async(&self) -> Result<&str, String> {
+        Ok(&self.name)
+    }
+
+    #[span]
     fn boxed_self(self: Box<Self>) -> u32 {
         self.hits
     }
@@ -77,6 +100,10 @@ fn main() {
     assert!(s.handle(0).is_err());
     assert_eq!(Handler::name(&s), "svc");
     assert_eq!(s.spawn_with_self(), 3);
+    *s.get_mut().unwrap() += 1;
+    let _ = s.name_async();
+    let _ = s.unsized_async();
+    assert_eq!(s.name_sync(), Ok("svc"));
     assert_eq!(Box::new(Service::assoc()).boxed_self(), 0);
     assert_eq!(s.by_value(), "svc");
     assert_eq!(Generic(5).get(), 5);
