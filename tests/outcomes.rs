@@ -286,3 +286,19 @@ fn async_trait_methods() {
     assert_eq!(r.errors.len(), 1);
     assert_eq!(r.errors[0]["parent_id"], failed[0]["id"]);
 }
+
+#[transaction]
+async fn spawns_trait_future_directly() -> String {
+    // The async-trait method runs when called: its span is a child of this transaction even
+    // though the returned future is first polled on a worker thread.
+    let fut = Db.get(9);
+    tokio::spawn(fut).await.unwrap().unwrap()
+}
+
+#[test]
+fn async_trait_future_spawned_directly_keeps_its_parent() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let r = record(|| assert_eq!(rt.block_on(spawns_trait_future_directly()), "9"));
+    let tx = r.tx("spawns_trait_future_directly");
+    assert_child(r.span("Db::get"), tx, tx, false);
+}

@@ -230,8 +230,17 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
         let a = async_trait_body(&mut f.block).expect("checked above");
         let mut body = a.block.clone();
         rw.visit_block_mut(&mut body);
-        let new_body = instrument_async(kind, &opts, &krate, &fn_name, body, async_trait_output.as_ref(), &rw);
+        // The method itself runs when called: capture the caller's context there, so the span
+        // is its child even if the returned future is first polled elsewhere (a spawned task).
+        let parent = syn::Ident::new("__apm_parent", Span::mixed_site());
+        let new_body =
+            instrument_async(kind, &opts, &krate, &fn_name, body, async_trait_output.as_ref(), &rw, Some(&parent));
         a.block = syn::parse2(quote!({ #new_body }))?;
+        if kind == Kind::Span {
+            let boxed = f.block.stmts.pop().expect("the Box::pin tail");
+            f.block.stmts.push(syn::parse_quote!(let #parent = #krate::Context::current();));
+            f.block.stmts.push(boxed);
+        }
     } else {
         let mut body = (*f.block).clone();
         rw.visit_block_mut(&mut body);
@@ -240,7 +249,7 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
             ReturnType::Type(_, t) => Some((**t).clone()),
         };
         let new_body = if f.sig.asyncness.is_some() {
-            instrument_async(kind, &opts, &krate, &fn_name, body, ret.as_ref(), &rw)
+            instrument_async(kind, &opts, &krate, &fn_name, body, ret.as_ref(), &rw, None)
         } else {
             instrument_sync(kind, &opts, &krate, &fn_name, body, ret.as_ref(), &rw)
         };
@@ -257,7 +266,7 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
 }
 
 /// `let mut __apm_span = <start>; <labels>`
-fn start_stmts(kind: Kind, opts: &Options, krate: &Path, fn_name: &str) -> TokenStream {
+fn start_stmts(kind: Kind, opts: &Options, krate: &Path, fn_name: &str, parent: Option<&syn::Ident>) -> TokenStream {
     let name = match &opts.name {
         Some(n) => n.to_token_stream(),
         None => quote!(#fn_name),
@@ -272,7 +281,8 @@ fn start_stmts(kind: Kind, opts: &Options, krate: &Path, fn_name: &str) -> Token
         _ => {
             let subtype = opts.subtype.as_ref().map(|t| quote!(.subtype(#t)));
             let action = opts.action.as_ref().map(|t| quote!(.action(#t)));
-            quote!(#krate::Span::builder(#name) #ty #subtype #action .start())
+            let parent = parent.map(|p| quote!(.child_of(&#p)));
+            quote!(#krate::Span::builder(#name) #ty #subtype #action #parent .start())
         }
     };
     let labels = opts.labels.iter().map(|l| {
@@ -321,7 +331,7 @@ fn instrument_sync(
     if kind == Kind::Propagate {
         return quote! { #bind_ctx #body };
     }
-    let start = start_stmts(kind, opts, krate, fn_name);
+    let start = start_stmts(kind, opts, krate, fn_name, None);
     let enter = quote! {
         #start
         let #guard = #s.attach();
@@ -350,6 +360,7 @@ fn instrument_sync(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn instrument_async(
     kind: Kind,
     opts: &Options,
@@ -358,6 +369,7 @@ fn instrument_async(
     body: Block,
     ret: Option<&Type>,
     rw: &Rewriter,
+    parent: Option<&syn::Ident>,
 ) -> TokenStream {
     let ctx = ctx_ident();
     let s = span_ident();
@@ -365,7 +377,7 @@ fn instrument_async(
     if kind == Kind::Propagate {
         return quote! { #bind_ctx #body };
     }
-    let start = start_stmts(kind, opts, krate, fn_name);
+    let start = start_stmts(kind, opts, krate, fn_name, parent);
     let fut = syn::Ident::new("__apm_fut", Span::mixed_site());
     let out = syn::Ident::new("__apm_out", Span::mixed_site());
     let unit: Type = syn::parse_quote!(());

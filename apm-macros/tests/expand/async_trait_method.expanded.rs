@@ -12,9 +12,12 @@ where
     'life0: 'async_trait,
     Self: 'async_trait,
 {
+    let __apm_parent = ::apm_runtime::Context::current();
     Box::pin(async move {
         #[allow(unused_mut)]
-        let mut __apm_span = ::apm_runtime::Span::builder("Repo::get").start();
+        let mut __apm_span = ::apm_runtime::Span::builder("Repo::get")
+            .child_of(&__apm_parent)
+            .start();
         let __apm_fut = ::apm_runtime::__private::typed_future::<
             Result<Row, DbError>,
             _,
