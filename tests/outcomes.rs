@@ -302,3 +302,43 @@ fn async_trait_future_spawned_directly_keeps_its_parent() {
     let tx = r.tx("spawns_trait_future_directly");
     assert_child(r.span("Db::get"), tx, tx, false);
 }
+
+#[span(labels(tag))]
+fn marker_leaf(tag: &'static str) {
+    let _ = tag;
+}
+
+#[span(name = "a")]
+async fn branch_a() {
+    tokio::task::yield_now().await;
+    marker_leaf("a");
+}
+
+#[span(name = "b")]
+async fn branch_b() {
+    tokio::task::yield_now().await;
+    marker_leaf("b");
+}
+
+#[transaction]
+async fn interleaved() {
+    tokio::join!(branch_a(), branch_b());
+    marker_leaf("after");
+}
+
+#[test]
+fn async_span_is_current_only_while_polled() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let r = record(|| rt.block_on(interleaved()));
+    let tx = r.tx("interleaved");
+    let (a, b) = (r.span("a"), r.span("b"));
+    assert_child(a, tx, tx, true);
+    assert_child(b, tx, tx, true);
+    let leaf = |tag: &str| {
+        *r.spans_named("marker_leaf").iter().find(|s| s["context"]["tags"]["tag"] == tag).expect("leaf")
+    };
+    assert_child(leaf("a"), a, tx, true);
+    assert_child(leaf("b"), b, tx, true);
+    assert_child(leaf("after"), tx, tx, true);
+    assert!(apm_runtime::Context::current().is_empty());
+}
