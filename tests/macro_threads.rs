@@ -1,9 +1,9 @@
 //! The transaction reaches spans created on other threads: std, threadpool, rayon, crossbeam.
 
-mod support;
+mod macro_support;
 
 use apm_runtime::{propagate, span, transaction, Context};
-use support::{assert_child, record};
+use macro_support::{assert_child, record};
 
 #[span]
 fn leaf(tag: &str) -> usize {

@@ -1,12 +1,12 @@
 //! Results, panics, labels, async fns, tokio, async-trait.
 
-mod support;
+mod macro_support;
 
 use std::fmt;
 use std::time::Duration;
 
 use apm_runtime::{span, transaction};
-use support::{assert_child, record};
+use macro_support::{assert_child, record};
 
 #[derive(Debug)]
 #[allow(dead_code)]
