@@ -99,6 +99,12 @@
 //! - `Result` is recognised by name (the last path segment of the return type); a type alias with
 //!   another name records only panics.
 //! - Async closures (`async || ...`) are not rewritten; mark the async block inside them.
+//! - Under `#[propagate]`, a closure that captures nothing becomes one that captures a
+//!   `Context`: it is no longer `Copy` and no longer coerces to a `fn` pointer at a call site.
+//!   `let f: fn(u8) -> u8 = |x| x;` and `(|x| x) as fn(u8) -> u8` are recognised and left alone.
+//! - A `#[span(...)]` marker on a non-`move` closure rebinds the context inside that closure for
+//!   the closures nested in it; don't mark a `thread::scope` callback itself (mark the closures
+//!   it spawns, or the fn).
 //! - Closures and async blocks inside other macros' tokens (`vec![...]`, `println!(...)`) are
 //!   not rewritten; a marker there is a compile error.
 

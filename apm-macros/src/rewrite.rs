@@ -320,13 +320,48 @@ pub fn label_stmt(krate: &Path, target: &Ident, key: &str, value: &TokenStream) 
     }
 }
 
+impl Rewriter<'_> {
+    /// A closure that must stay capture-free because it becomes a fn pointer
+    /// (`let f: fn(u8) -> u8 = |x| x;`, `(|x| x) as fn(u8) -> u8`): visit its body only.
+    fn visit_fn_pointer_closure(&mut self, expr: &mut Expr) {
+        match expr {
+            Expr::Closure(c) => syn::visit_mut::visit_expr_closure_mut(self, c),
+            Expr::Paren(p) => self.visit_fn_pointer_closure(&mut p.expr),
+            other => self.visit_expr_mut(other),
+        }
+    }
+}
+
+fn is_fn_pointer(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::BareFn(_) => true,
+        syn::Type::Paren(p) => is_fn_pointer(&p.elem),
+        syn::Type::Group(g) => is_fn_pointer(&g.elem),
+        _ => false,
+    }
+}
+
 impl VisitMut for Rewriter<'_> {
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
         match expr {
             Expr::Closure(_) => self.rewrite_closure(expr),
             Expr::Async(_) => self.rewrite_async(expr),
+            Expr::Cast(c) if is_fn_pointer(&c.ty) => self.visit_fn_pointer_closure(&mut c.expr),
             _ => syn::visit_mut::visit_expr_mut(self, expr),
         }
+    }
+
+    fn visit_local_mut(&mut self, local: &mut syn::Local) {
+        if let (syn::Pat::Type(pt), Some(init)) = (&local.pat, &mut local.init) {
+            if is_fn_pointer(&pt.ty) {
+                self.visit_fn_pointer_closure(&mut init.expr);
+                if let Some((_, diverge)) = &mut init.diverge {
+                    self.visit_expr_mut(diverge);
+                }
+                return;
+            }
+        }
+        syn::visit_mut::visit_local_mut(self, local);
     }
 
     fn visit_item_mut(&mut self, item: &mut Item) {

@@ -19,6 +19,11 @@ fn inference(mut v: Vec<u32>, words: &[&str]) -> usize {
     let mut bump = || counter += 1;
     bump();
     bump();
+    // Capture-free closures that become fn pointers are left alone.
+    let double: fn(u32) -> u32 = |x| x * 2;
+    let triple = (|x: u32| x * 3) as fn(u32) -> u32;
+    let ops: [fn(u32) -> u32; 2] = [double, triple];
+    let _ = ops.iter().map(|f| f(1)).sum::<u32>();
     big.len() + n + upper.len() + early(1) as usize + counter
 }
 
