@@ -265,6 +265,14 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
     Ok(f.into_token_stream())
 }
 
+/// `__apm_tx` for a transaction, `__apm_span` for a span.
+fn instr_ident(kind: Kind) -> syn::Ident {
+    match kind {
+        Kind::Transaction => syn::Ident::new("__apm_tx", Span::mixed_site()),
+        _ => span_ident(),
+    }
+}
+
 /// `let mut __apm_span = <start>; <labels>`
 fn start_stmts(kind: Kind, opts: &Options, krate: &Path, fn_name: &str, parent: Option<&syn::Ident>) -> TokenStream {
     let name = match &opts.name {
@@ -272,7 +280,7 @@ fn start_stmts(kind: Kind, opts: &Options, krate: &Path, fn_name: &str, parent: 
         None => quote!(#fn_name),
     };
     let ty = opts.ty.as_ref().map(|t| quote!(.with_type(#t)));
-    let s = span_ident();
+    let s = instr_ident(kind);
     let start = match kind {
         Kind::Transaction => {
             let tp = opts.traceparent.as_ref().map(|e| quote!(.continue_from(&(#e))));
@@ -326,7 +334,7 @@ fn instrument_sync(
 ) -> TokenStream {
     let ctx = ctx_ident();
     let guard = guard_ident();
-    let s = span_ident();
+    let s = instr_ident(kind);
     let bind_ctx = rw.fn_level_uses_ctx().then(|| quote!(let #ctx = #krate::Context::current();));
     if kind == Kind::Propagate {
         return quote! { #bind_ctx #body };
@@ -372,7 +380,7 @@ fn instrument_async(
     parent: Option<&syn::Ident>,
 ) -> TokenStream {
     let ctx = ctx_ident();
-    let s = span_ident();
+    let s = instr_ident(kind);
     let bind_ctx = rw.fn_level_uses_ctx().then(|| quote!(let #ctx = #krate::Context::current();));
     if kind == Kind::Propagate {
         return quote! { #bind_ctx #body };

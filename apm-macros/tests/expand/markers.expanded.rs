@@ -1,7 +1,7 @@
 fn run(pool: &threadpool::ThreadPool, items: Vec<String>) {
     #[allow(unused_mut)]
-    let mut __apm_span = ::apm_runtime::Transaction::builder("run").start();
-    let __apm_guard = __apm_span.attach();
+    let mut __apm_tx = ::apm_runtime::Transaction::builder("run").start();
+    let __apm_guard = __apm_tx.attach();
     let __apm_ctx = ::apm_runtime::Context::current();
     {
         for item in items {

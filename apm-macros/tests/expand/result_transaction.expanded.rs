@@ -1,6 +1,6 @@
 fn handle(headers: &[(String, String)], cfg: &Config) -> Result<u32, Error> {
     #[allow(unused_mut)]
-    let mut __apm_span = ::apm_runtime::Transaction::builder("GET /users")
+    let mut __apm_tx = ::apm_runtime::Transaction::builder("GET /users")
         .with_type("request")
         .continue_from(&(headers))
         .start();
@@ -10,12 +10,12 @@ fn handle(headers: &[(String, String)], cfg: &Config) -> Result<u32, Error> {
             LabelViaNative as _, LabelViaDisplay as _, LabelViaDebug as _,
         };
         ::apm_runtime::__private::label(
-            &mut __apm_span,
+            &mut __apm_tx,
             "region",
             (&&&::apm_runtime::__private::LabelOf(&(cfg.region))).__apm_label_value(),
         );
     }
-    let __apm_guard = __apm_span.attach();
+    let __apm_guard = __apm_tx.attach();
     #[allow(clippy::redundant_closure_call)]
     let __apm_out = ::apm_runtime::__private::run::<
         Result<u32, Error>,
@@ -29,7 +29,7 @@ fn handle(headers: &[(String, String)], cfg: &Config) -> Result<u32, Error> {
     });
     match &__apm_out {
         ::core::result::Result::Ok(_) => {
-            ::apm_runtime::__private::record_ok(&mut __apm_span)
+            ::apm_runtime::__private::record_ok(&mut __apm_tx)
         }
         ::core::result::Result::Err(__apm_err) => {
             #[allow(unused_imports)]
@@ -38,7 +38,7 @@ fn handle(headers: &[(String, String)], cfg: &Config) -> Result<u32, Error> {
             };
             let __apm_msg = (&&&::apm_runtime::__private::ErrMsg(__apm_err))
                 .__apm_error_message();
-            ::apm_runtime::__private::record_err(&mut __apm_span, __apm_err, __apm_msg);
+            ::apm_runtime::__private::record_err(&mut __apm_tx, __apm_err, __apm_msg);
         }
     }
     __apm_out
