@@ -334,9 +334,8 @@ fn async_span_is_current_only_while_polled() {
     let (a, b) = (r.span("a"), r.span("b"));
     assert_child(a, tx, tx, true);
     assert_child(b, tx, tx, true);
-    let leaf = |tag: &str| {
-        *r.spans_named("marker_leaf").iter().find(|s| s["context"]["tags"]["tag"] == tag).expect("leaf")
-    };
+    let leaf =
+        |tag: &str| *r.spans_named("marker_leaf").iter().find(|s| s["context"]["tags"]["tag"] == tag).expect("leaf");
     assert_child(leaf("a"), a, tx, true);
     assert_child(leaf("b"), b, tx, true);
     assert_child(leaf("after"), tx, tx, true);

@@ -355,7 +355,6 @@ fn instrument_sync(
             };
             quote! {
                 #enter
-                #[allow(clippy::redundant_closure_call)]
                 let #out = #run(move || #body);
                 #record
                 #out

@@ -16,7 +16,6 @@ fn handle(headers: &[(String, String)], cfg: &Config) -> Result<u32, Error> {
         );
     }
     let __apm_guard = __apm_tx.attach();
-    #[allow(clippy::redundant_closure_call)]
     let __apm_out = ::apm_runtime::__private::run::<
         Result<u32, Error>,
         _,
