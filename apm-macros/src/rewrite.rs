@@ -240,12 +240,9 @@ impl<'a> Rewriter<'a> {
             let inner = c.clone();
             *expr = syn::parse_quote!({ let #ctx = #krate::Context::current(); #inner });
         } else {
-            // Borrows the enclosing binding: keeps capture modes, kind and lifetimes.
+            // Borrows the enclosing binding (as do the closures nested in it, unless a span
+            // marker rebound it): keeps capture modes, kind and lifetimes.
             self.mark_use();
-            if inner_used && !matches!(marker, Some(Marker::Span(..))) {
-                // Inner closures borrow the same enclosing binding: nothing more to bind.
-                self.mark_use();
-            }
         }
     }
 
