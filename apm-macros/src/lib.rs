@@ -89,6 +89,14 @@
 //! `'static`. The identifiers are mixed-site hygienic: user code can't see or shadow them. The
 //! checked-in snapshots under `apm-macros/tests/expand/` show the exact output for each form.
 //!
+//! # Cost
+//!
+//! A rewritten `move` closure or async block clones the current `Context` once where it is
+//! created (one atomic increment, no allocation) and attaches it around each call or poll (a
+//! thread-local swap). Under `#[propagate]`, every closure call pays that attach, including
+//! iterator closures: put `#[propagate]` on the fns that hand work to other threads, not on hot
+//! loops.
+//!
 //! # Limits
 //!
 //! - An `async fn`'s span or transaction starts when the future is first polled, as a child of
