@@ -57,3 +57,8 @@ pub use ids::{SpanId, TraceId};
 pub use metadata::Metadata;
 pub use span::{Span, SpanBuilder};
 pub use transaction::{Transaction, TransactionBuilder};
+
+/// The attribute macros: [`transaction`](macro@transaction), [`span`](macro@span) and
+/// [`propagate`](macro@propagate). See the `apm-macros` crate docs for the full syntax, the
+/// options, and what the expansion looks like.
+pub use apm_macros::{propagate, span, transaction};
