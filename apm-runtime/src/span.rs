@@ -356,16 +356,14 @@ impl Span {
     /// Reports an error event with an explicit exception type and message (what the macros
     /// use for error types that are not `Display`).
     pub(crate) fn capture_error_as(&self, ty: &str, message: String) {
-        let under = |ctx: &Context| {
-            if let Some(a) = &ctx.active {
-                error::report(&a.tx, a.parent_id, ty, message, None, true);
-            }
+        let ctx = match &self.state {
+            State::Noop => return,
+            State::Recording(r) => return error::report(&r.tx, r.id, ty, message, Some(&r.name), true),
+            State::Passthrough(ctx) => ctx.clone(),
+            State::Inherit => Context::current(),
         };
-        match &self.state {
-            State::Noop => {}
-            State::Inherit => under(&Context::current()),
-            State::Passthrough(ctx) => under(ctx),
-            State::Recording(r) => error::report(&r.tx, r.id, ty, message, Some(&r.name), true),
+        if let Some(a) = &ctx.active {
+            error::report(&a.tx, a.parent_id, ty, message, None, true);
         }
     }
 
