@@ -62,3 +62,8 @@ pub use transaction::{Transaction, TransactionBuilder};
 /// [`propagate`](macro@propagate). See the `apm-macros` crate docs for the full syntax, the
 /// options, and what the expansion looks like.
 pub use apm_macros::{propagate, span, transaction};
+
+// The README's Rust examples compile as doctests, so the front page cannot drift from the API.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
