@@ -131,7 +131,9 @@ fn serve(conn: TcpStream, received: &Mutex<Vec<Received>>, handler: &Handler) ->
         let (status, body) = handler(&request);
         write!(
             conn,
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            // A session cookie, as real services set: the agent must record it as [REDACTED].
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nX-Served-By: demo-server\r\n\
+             Set-Cookie: session=s3cr3t-cookie\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )?;
         conn.flush()?;

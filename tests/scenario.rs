@@ -58,6 +58,9 @@ fn seed_scenario_external_spans_under_load_url_spans_under_the_transaction() {
         let failed = url.ends_with("/status/503");
         assert_eq!(e["outcome"], if failed { "failure" } else { "success" }, "{url}");
         assert_eq!(e["context"]["http"]["status_code"], if failed { 503 } else { 200 });
+        let headers = &e["context"]["http"]["response"]["headers"];
+        assert_eq!(headers["x-served-by"], "demo-server");
+        assert_eq!(headers["set-cookie"], "[REDACTED]", "sanitized by SANITIZE_FIELD_NAMES");
         let _ = parent;
     }
     // Each remote request carried the exit span as its W3C parent.

@@ -57,3 +57,13 @@ pub use ids::{SpanId, TraceId};
 pub use metadata::Metadata;
 pub use span::{Span, SpanBuilder};
 pub use transaction::{Transaction, TransactionBuilder};
+
+/// The attribute macros: [`transaction`](macro@transaction), [`span`](macro@span) and
+/// [`propagate`](macro@propagate). See the `apm-macros` crate docs for the full syntax, the
+/// options, and what the expansion looks like.
+pub use apm_macros::{propagate, span, transaction};
+
+// The README's Rust examples compile as doctests, so the front page cannot drift from the API.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

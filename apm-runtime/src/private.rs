@@ -1,1 +1,305 @@
 //! Items the macros' generated code names. Not part of the public API: no stability promise.
+//!
+//! Everything here is small and `#[inline]`: the generated code must cost no more than the
+//! hand-written manual API (one `Context` clone per closure or async block, no allocation).
+
+use std::fmt::{Debug, Display};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use crate::{Context, LabelValue, Outcome, Span, Transaction};
+
+/// Calls `f`. Gives a closure an expected return type, so `?` inside the wrapped body of a
+/// `Result`-returning sync fn infers its error conversion from the fn's signature.
+#[inline(always)]
+pub fn run<R, F: FnOnce() -> R>(f: F) -> R {
+    f()
+}
+
+/// Returns `f` unchanged, with its `Output` fixed to `R` (the same purpose as [`run`] for the
+/// async block that holds an `async fn`'s body).
+#[inline(always)]
+pub fn typed_future<R, F: Future<Output = R>>(f: F) -> F {
+    f
+}
+
+/// What the macros start: a [`Span`] or a [`Transaction`].
+pub trait Instrumentation {
+    /// The context under it.
+    fn __apm_context(&self) -> Context;
+    /// Sets the outcome.
+    fn __apm_outcome(&mut self, outcome: Outcome);
+    /// Reports an error event under it.
+    fn __apm_error(&self, ty: &str, message: String);
+    /// Adds a label.
+    fn __apm_label(&mut self, key: &'static str, value: LabelValue);
+}
+
+impl Instrumentation for Span {
+    #[inline]
+    fn __apm_context(&self) -> Context {
+        self.context()
+    }
+    #[inline]
+    fn __apm_outcome(&mut self, outcome: Outcome) {
+        self.set_outcome(outcome);
+    }
+    fn __apm_error(&self, ty: &str, message: String) {
+        self.capture_error_as(ty, message);
+    }
+    #[inline]
+    fn __apm_label(&mut self, key: &'static str, value: LabelValue) {
+        self.set_label(key, value);
+    }
+}
+
+impl Instrumentation for Transaction {
+    #[inline]
+    fn __apm_context(&self) -> Context {
+        self.context()
+    }
+    #[inline]
+    fn __apm_outcome(&mut self, outcome: Outcome) {
+        self.set_outcome(outcome);
+    }
+    fn __apm_error(&self, ty: &str, message: String) {
+        self.capture_error_as(ty, message);
+    }
+    #[inline]
+    fn __apm_label(&mut self, key: &'static str, value: LabelValue) {
+        self.set_label(key, value);
+    }
+}
+
+/// Marks `g` successful (an `Ok` was returned).
+#[inline]
+pub fn record_ok<G: Instrumentation>(g: &mut G) {
+    g.__apm_outcome(Outcome::Success);
+}
+
+/// Marks `g` failed and reports `err` (an `Err` was returned); `message` comes from the
+/// [`ErrMsg`] autoref dispatch: `Display`, else `Debug`, else the type name.
+#[inline]
+pub fn record_err<G: Instrumentation, E: ?Sized>(g: &mut G, _err: &E, message: String) {
+    g.__apm_outcome(Outcome::Failure);
+    g.__apm_error(std::any::type_name::<E>(), message);
+}
+
+/// Adds a label computed by the [`LabelOf`] dispatch.
+#[inline]
+pub fn label<G: Instrumentation>(g: &mut G, key: &'static str, value: LabelValue) {
+    g.__apm_label(key, value);
+}
+
+/// Autoref-specialization wrapper for an error value: `(&&&ErrMsg(e)).__apm_error_message()`
+/// picks `Display`, then `Debug`, then the type name.
+pub struct ErrMsg<'a, E: ?Sized>(pub &'a E);
+
+/// `Display` errors (preferred).
+pub trait ErrViaDisplay {
+    /// The error message.
+    fn __apm_error_message(&self) -> String;
+}
+impl<E: Display + ?Sized> ErrViaDisplay for &&ErrMsg<'_, E> {
+    fn __apm_error_message(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// `Debug` errors.
+pub trait ErrViaDebug {
+    /// The error message.
+    fn __apm_error_message(&self) -> String;
+}
+impl<E: Debug + ?Sized> ErrViaDebug for &ErrMsg<'_, E> {
+    fn __apm_error_message(&self) -> String {
+        format!("{:?}", self.0)
+    }
+}
+
+/// Any other error type: only its name.
+pub trait ErrViaTypeName {
+    /// The error message.
+    fn __apm_error_message(&self) -> String;
+}
+impl<E: ?Sized> ErrViaTypeName for ErrMsg<'_, E> {
+    fn __apm_error_message(&self) -> String {
+        std::any::type_name::<E>().to_string()
+    }
+}
+
+/// Values that are labels as they are (numbers, booleans, strings), whatever their lifetime.
+pub trait ToLabel {
+    /// The label value.
+    fn __apm_to_label(&self) -> LabelValue;
+}
+macro_rules! number_to_label {
+    ($($t:ty),*) => {$(
+        impl ToLabel for $t {
+            #[inline]
+            fn __apm_to_label(&self) -> LabelValue { LabelValue::from(*self) }
+        }
+    )*};
+}
+number_to_label!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64, bool);
+impl ToLabel for str {
+    fn __apm_to_label(&self) -> LabelValue {
+        LabelValue::from(self.to_string())
+    }
+}
+impl ToLabel for String {
+    fn __apm_to_label(&self) -> LabelValue {
+        LabelValue::from(self.clone())
+    }
+}
+impl<T: ToLabel + ?Sized> ToLabel for &T {
+    fn __apm_to_label(&self) -> LabelValue {
+        (**self).__apm_to_label()
+    }
+}
+impl<T: ToLabel + ?Sized> ToLabel for &mut T {
+    fn __apm_to_label(&self) -> LabelValue {
+        (**self).__apm_to_label()
+    }
+}
+impl<T: ToLabel + ?Sized> ToLabel for Box<T> {
+    fn __apm_to_label(&self) -> LabelValue {
+        (**self).__apm_to_label()
+    }
+}
+impl<T: ToLabel + ?Sized> ToLabel for std::sync::Arc<T> {
+    fn __apm_to_label(&self) -> LabelValue {
+        (**self).__apm_to_label()
+    }
+}
+impl ToLabel for std::borrow::Cow<'_, str> {
+    fn __apm_to_label(&self) -> LabelValue {
+        LabelValue::from(self.to_string())
+    }
+}
+
+/// Autoref-specialization wrapper for a label value: `(&&&LabelOf(&v)).__apm_label_value()`
+/// picks [`ToLabel`], then `Display`, then `Debug`.
+pub struct LabelOf<'a, T: ?Sized>(pub &'a T);
+
+/// Native label values.
+pub trait LabelViaNative {
+    /// The label value.
+    fn __apm_label_value(&self) -> LabelValue;
+}
+impl<T: ToLabel + ?Sized> LabelViaNative for &&LabelOf<'_, T> {
+    fn __apm_label_value(&self) -> LabelValue {
+        self.0.__apm_to_label()
+    }
+}
+
+/// `Display` values, as strings.
+pub trait LabelViaDisplay {
+    /// The label value.
+    fn __apm_label_value(&self) -> LabelValue;
+}
+impl<T: Display + ?Sized> LabelViaDisplay for &LabelOf<'_, T> {
+    fn __apm_label_value(&self) -> LabelValue {
+        LabelValue::from(self.0.to_string())
+    }
+}
+
+/// `Debug` values, as strings.
+pub trait LabelViaDebug {
+    /// The label value.
+    fn __apm_label_value(&self) -> LabelValue;
+}
+impl<T: Debug + ?Sized> LabelViaDebug for LabelOf<'_, T> {
+    fn __apm_label_value(&self) -> LabelValue {
+        LabelValue::from(format!("{:?}", self.0))
+    }
+}
+
+/// Drops the instrumentation in `slot` if the thread is unwinding, so a span or transaction
+/// whose future panics inside `poll` ends (failed, with the panic reported) during the unwinding
+/// rather than whenever the executor drops the task.
+struct EndOnPanic<'a, G>(&'a mut Option<G>);
+
+impl<G> Drop for EndOnPanic<'_, G> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            drop(self.0.take());
+        }
+    }
+}
+
+/// The future of an instrumented `async fn` body: attaches `G`'s context around every poll and
+/// yields the body's output together with `G`, so the caller can record the result on it.
+#[must_use = "futures do nothing unless polled"]
+pub struct Instrumented<G, F> {
+    guard: Option<G>,
+    future: F,
+}
+
+/// Wraps the body future of an instrumented `async fn`.
+#[inline]
+pub fn instrument<G: Instrumentation, F: Future>(guard: G, future: F) -> Instrumented<G, F> {
+    Instrumented { guard: Some(guard), future }
+}
+
+impl<G: Instrumentation, F: Future> Future for Instrumented<G, F> {
+    type Output = (F::Output, G);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned (never moved out, no Drop/Unpin impl moves it);
+        // `guard` is not pinned and may be taken.
+        let this = unsafe { self.get_unchecked_mut() };
+        let ctx = this.guard.as_ref().expect("instrumented future polled after completion").__apm_context();
+        let _attached = ctx.attach();
+        let bomb = EndOnPanic(&mut this.guard);
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        match future.poll(cx) {
+            Poll::Ready(out) => {
+                let guard = bomb.0.take().expect("instrumented future polled after completion");
+                Poll::Ready((out, guard))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The future of an async block marked `#[span(...)]`: the span starts at the first poll as a
+/// child of the context captured where the block was created, is current only while the block
+/// is polled, and ends when it completes.
+#[must_use = "futures do nothing unless polled"]
+pub struct LazySpan<S, F> {
+    parent: Context,
+    start: Option<S>,
+    span: Option<Span>,
+    future: F,
+}
+
+/// Wraps an async block marked `#[span(...)]`.
+#[inline]
+pub fn lazy_span<S: FnOnce(&Context) -> Span, F: Future>(parent: Context, start: S, future: F) -> LazySpan<S, F> {
+    LazySpan { parent, start: Some(start), span: None, future }
+}
+
+impl<S: FnOnce(&Context) -> Span, F: Future> Future for LazySpan<S, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        // SAFETY: as for `Instrumented`: only `future` is pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        if let Some(start) = this.start.take() {
+            this.span = Some(start(&this.parent));
+        }
+        let ctx = this.span.as_ref().map_or_else(|| this.parent.clone(), Span::context);
+        let _attached = ctx.attach();
+        let bomb = EndOnPanic(&mut this.span);
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        match future.poll(cx) {
+            Poll::Ready(out) => {
+                drop(bomb.0.take());
+                Poll::Ready(out)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

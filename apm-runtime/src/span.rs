@@ -350,16 +350,20 @@ impl Span {
     /// span.capture_error(&std::io::Error::other("bad input"));
     /// ```
     pub fn capture_error<E: std::fmt::Display + ?Sized>(&self, err: &E) {
-        let ty = std::any::type_name::<E>();
-        match &self.state {
-            State::Noop => {}
-            State::Inherit => crate::error::capture_error(err),
-            State::Passthrough(ctx) => {
-                if let Some(a) = &ctx.active {
-                    error::report(&a.tx, a.parent_id, ty, err.to_string(), None, true);
-                }
-            }
-            State::Recording(r) => error::report(&r.tx, r.id, ty, err.to_string(), Some(&r.name), true),
+        self.capture_error_as(std::any::type_name::<E>(), err.to_string());
+    }
+
+    /// Reports an error event with an explicit exception type and message (what the macros
+    /// use for error types that are not `Display`).
+    pub(crate) fn capture_error_as(&self, ty: &str, message: String) {
+        let ctx = match &self.state {
+            State::Noop => return,
+            State::Recording(r) => return error::report(&r.tx, r.id, ty, message, Some(&r.name), true),
+            State::Passthrough(ctx) => ctx.clone(),
+            State::Inherit => Context::current(),
+        };
+        if let Some(a) = &ctx.active {
+            error::report(&a.tx, a.parent_id, ty, message, None, true);
         }
     }
 

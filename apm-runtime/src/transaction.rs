@@ -328,9 +328,14 @@ impl Transaction {
     /// tx.capture_error(&std::io::Error::other("disk full"));
     /// ```
     pub fn capture_error<E: std::fmt::Display + ?Sized>(&self, err: &E) {
+        self.capture_error_as(std::any::type_name::<E>(), err.to_string());
+    }
+
+    /// Reports an error event with an explicit exception type and message (what the macros
+    /// use for error types that are not `Display`).
+    pub(crate) fn capture_error_as(&self, ty: &str, message: String) {
         if let Some(r) = &self.rec {
-            let ty = std::any::type_name::<E>();
-            error::report(&r.shared, r.shared.id, ty, err.to_string(), None, true);
+            error::report(&r.shared, r.shared.id, ty, message, None, true);
         }
     }
 

@@ -1,0 +1,6 @@
+use apm_runtime::transaction;
+
+#[transaction(name = "a", type = "job", name = "b")]
+fn f() {}
+
+fn main() {}

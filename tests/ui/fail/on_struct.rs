@@ -1,0 +1,6 @@
+use apm_runtime::span;
+
+#[span]
+struct NotAFn;
+
+fn main() {}

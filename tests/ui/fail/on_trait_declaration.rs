@@ -1,0 +1,8 @@
+use apm_runtime::span;
+
+trait T {
+    #[span]
+    fn f(&self);
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use apm_runtime::transaction;
+
+#[transaction(subtype = "http")]
+fn f() {}
+
+fn main() {}
