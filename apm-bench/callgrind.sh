@@ -56,7 +56,7 @@ printf '| scenario | library | instructions/op, main thread | instructions/op, a
 printf '|---|---|---:|---:|\n'
 for s in "${scenarios[@]}"; do
   n=$(n_for "$s")
-  for lib in apm apm-start-only fastrace tracing otel floor; do
+  for lib in apm apm-macros apm-start-only fastrace tracing otel floor; do
     [ "$s" = s3 ] && [ "$lib" = apm-start-only ] && continue
     [ "$s" = s2-sampling-0 ] && [ "$lib" = tracing ] && continue
     for k in 1 2; do

@@ -290,7 +290,7 @@ impl Summary {
         }
 
         println!();
-        println!("## Budgets (issue 6); apm = the manual API as the macros lay it out (span started and made current)");
+        println!("## Budgets (issue 6); apm = the manual API as the macros lay it out, apm-macros = `#[span]`/`#[transaction]`");
         println!();
         println!("| scenario | budget | measured | verdict |");
         println!("|---|---|---|---|");
@@ -300,42 +300,47 @@ impl Summary {
             }
             None => println!("| {scenario} | {budget} | not run | - |"),
         };
-        let rel = |g: G, other: Lib, max: f64| {
-            let r = self.ratio(g, Lib::Apm, other)?;
-            let (a, b) = (self.median(g, Lib::Apm)?, self.median(g, other)?);
-            Some((r <= max, format!("{r:.2}x ({} vs {})", fmt_ns(a), fmt_ns(b))))
-        };
-        for (g, what) in [(G::S1Calling, "calling thread"), (G::S1Cpu, "total CPU")] {
-            line(&format!("1 {what}"), "≤ 0.8x fastrace", rel(g, Lib::Fastrace, 0.8));
-            line(&format!("1 {what}"), "≤ 0.2x tracing", rel(g, Lib::Tracing, 0.2));
-            line(&format!("1 {what}"), "≤ 0.1x otel", rel(g, Lib::Otel, 0.1));
-        }
-        for g in [G::S2NoTx, G::S2Unsampled] {
-            let d = (|| {
-                let (a, f) = (self.median(g, Lib::Apm)?, self.median(g, Lib::Floor)?);
-                Some((a - f <= 2.0, format!("+{:.1} ns ({} vs {})", a - f, fmt_ns(a), fmt_ns(f))))
+        for ours in [Lib::Apm, Lib::ApmMacros] {
+            let who = ours.name();
+            let rel = |g: G, other: Lib, max: f64| {
+                let r = self.ratio(g, ours, other)?;
+                let (a, b) = (self.median(g, ours)?, self.median(g, other)?);
+                Some((r <= max, format!("{r:.2}x ({} vs {})", fmt_ns(a), fmt_ns(b))))
+            };
+            for (g, what) in [(G::S1Calling, "calling thread"), (G::S1Cpu, "total CPU")] {
+                line(&format!("{who}: 1 {what}"), "≤ 0.8x fastrace", rel(g, Lib::Fastrace, 0.8));
+                line(&format!("{who}: 1 {what}"), "≤ 0.2x tracing", rel(g, Lib::Tracing, 0.2));
+                line(&format!("{who}: 1 {what}"), "≤ 0.1x otel", rel(g, Lib::Otel, 0.1));
+            }
+            for g in [G::S2NoTx, G::S2Unsampled] {
+                let d = (|| {
+                    let (a, f) = (self.median(g, ours)?, self.median(g, Lib::Floor)?);
+                    Some((a - f <= 2.0, format!("+{:.1} ns ({} vs {})", a - f, fmt_ns(a), fmt_ns(f))))
+                })();
+                line(&format!("{who}: {}", g.id()), "within 2 ns of the plain fn", d);
+            }
+            println!(
+                "| {who}: 2 (both cases) | ≤ 20 instructions | counted by `apm-bench/callgrind.sh` | see its table |"
+            );
+            let s3 = (|| {
+                let best = [Lib::Fastrace, Lib::Tracing, Lib::Otel]
+                    .into_iter()
+                    .filter_map(|l| self.median(G::S3, l).map(|v| (v, l)))
+                    .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap())?
+                    .1;
+                let r = self.ratio(G::S3, ours, best)?;
+                let (a, b) = (self.median(G::S3, ours)?, self.median(G::S3, best)?);
+                Some((r <= 0.7, format!("{r:.2}x ({} vs {} {})", fmt_ns(a), best.name(), fmt_ns(b))))
             })();
-            line(g.id(), "within 2 ns of the plain fn", d);
+            line(&format!("{who}: 3"), "≤ 0.7x the best anchor", s3);
+            line(&format!("{who}: 4"), "≤ 1.2x uninstrumented", rel(G::S4, Lib::Floor, 1.2));
         }
-        println!("| 2 (both cases) | ≤ 20 instructions | counted by `apm-bench/callgrind.sh` | see its table |");
-        let s3 = (|| {
-            let best = [Lib::Fastrace, Lib::Tracing, Lib::Otel]
-                .into_iter()
-                .filter_map(|l| self.median(G::S3, l).map(|v| (v, l)))
-                .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap())?
-                .1;
-            let r = self.ratio(G::S3, Lib::Apm, best)?;
-            let (a, b) = (self.median(G::S3, Lib::Apm)?, self.median(G::S3, best)?);
-            Some((r <= 0.7, format!("{r:.2}x ({} vs {} {})", fmt_ns(a), best.name(), fmt_ns(b))))
-        })();
-        line("3", "≤ 0.7x the best anchor", s3);
-        line("4", "≤ 1.2x uninstrumented", rel(G::S4, Lib::Floor, 1.2));
         let s5 = (|| {
             let tput = 1.0 / self.ratio(G::S5, Lib::Apm, Lib::Floor)?;
             let (a, f) = (self.median(G::S5, Lib::Apm)?, self.median(G::S5, Lib::Floor)?);
             Some((tput >= 0.8, format!("{tput:.2}x the floor's events/s ({:.2} vs {:.2} M/s)", 1000.0 / a, 1000.0 / f)))
         })();
-        line("5", "≥ 0.8x the floor's throughput", s5);
+        line("apm: 5", "≥ 0.8x the floor's throughput", s5);
 
         println!();
         println!(

@@ -1,9 +1,5 @@
-//! `apm-runtime`, through its manual API (what the `#[span]`/`#[transaction]` macros expand to).
-//!
-//! TODO(macros): once `apm_runtime::span` / `apm_runtime::transaction` exist as attribute
-//! macros, add `child_macro` (`#[span] fn child(x: u64) -> u64 { work::tiny(x) }`) next to
-//! [`child`], a `s1_root_100_macro` calling it, and register both as the `apm (macros)` variant
-//! in `scenarios::Lib` (one enum variant and one match arm per scenario).
+//! `apm-runtime`, through its manual API (what the `#[span]`/`#[transaction]` macros expand to)
+//! and through the macros themselves (the `*_macro` functions).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -44,10 +40,15 @@ fn build(sample_rate: f64) -> Agent {
     Agent::builder().config(config).sink(SerializeSink::default()).build().expect("agent starts")
 }
 
-/// The sampled agent (sample rate 1, default limits: 500 spans per transaction, queue 2048).
+/// The sampled agent (sample rate 1, default limits: 500 spans per transaction, queue 2048). It
+/// is also the process-wide default, which `#[transaction]` uses.
 pub fn agent() -> &'static Agent {
     static AGENT: OnceLock<Agent> = OnceLock::new();
-    AGENT.get_or_init(|| build(1.0))
+    AGENT.get_or_init(|| {
+        let agent = build(1.0);
+        agent.install_global();
+        agent
+    })
 }
 
 /// An agent with `TRANSACTION_SAMPLE_RATE=0`, for scenario 2.
@@ -116,4 +117,56 @@ pub fn run_captured(ctx: Context, body: fn() -> u64) {
     let span = Span::start("job");
     let _in_span = span.attach();
     std::hint::black_box(body());
+}
+
+/// A child span through the `#[span]` macro.
+#[apm_runtime::span(name = "child")]
+#[inline(never)]
+pub fn child_macro(x: u64) -> u64 {
+    work::tiny(x)
+}
+
+/// Scenario 1 through the macros: a `#[transaction]` fn calling 100 `#[span]` fns.
+#[apm_runtime::transaction(name = "root")]
+#[inline(never)]
+pub fn s1_root_100_macro() -> u64 {
+    let mut acc = 0;
+    for i in 0..100 {
+        acc ^= child_macro(i);
+    }
+    acc
+}
+
+/// The job's span in scenario 3, through `#[span]`.
+#[apm_runtime::span(name = "job")]
+#[inline(never)]
+pub fn job_macro() {
+    std::hint::black_box(work::tiny(7));
+}
+
+/// Scenario 3 through the macros: a `#[transaction]` fn whose `move` closures carry the context
+/// (the macro captures it where each closure is created and attaches it where it runs).
+#[apm_runtime::transaction(name = "root")]
+#[inline(never)]
+pub fn s3_root_macro(k: u64, push: &mut dyn FnMut(crate::scenarios::Job)) {
+    for _ in 0..k {
+        push(Box::new(move || job_macro()));
+    }
+}
+
+/// The task's span in scenario 4, through `#[span]`.
+#[apm_runtime::span(name = "task")]
+#[inline(never)]
+pub fn task_macro() {
+    std::hint::black_box(work::task_work());
+}
+
+/// Scenario 4 through the macros: a `#[transaction]` fn handing 64 `move` closures to the pool.
+#[apm_runtime::transaction(name = "fan-out")]
+#[inline(never)]
+pub fn s4_fanout_macro(pool: &threadpool::ThreadPool) {
+    for _ in 0..crate::scenarios::S4_TASKS {
+        pool.execute(move || task_macro());
+    }
+    pool.join();
 }

@@ -23,9 +23,10 @@ pub enum Lib {
     Floor,
     /// apm-runtime's manual API as the macros lay it out: span started and made current.
     Apm,
+    /// apm-runtime through its `#[span]` / `#[transaction]` macros.
+    ApmMacros,
     /// apm-runtime's manual API, span started and ended without being made current.
     ApmStartOnly,
-    // TODO(macros): `ApmMacros`, the `#[span]`/`#[transaction]` variant (see `apm.rs`).
     /// fastrace with `#[trace]`.
     Fastrace,
     /// tracing with `#[instrument]`.
@@ -36,13 +37,15 @@ pub enum Lib {
 
 impl Lib {
     /// Every library, in table order.
-    pub const ALL: [Lib; 6] = [Lib::Apm, Lib::ApmStartOnly, Lib::Fastrace, Lib::Tracing, Lib::Otel, Lib::Floor];
+    pub const ALL: [Lib; 7] =
+        [Lib::Apm, Lib::ApmMacros, Lib::ApmStartOnly, Lib::Fastrace, Lib::Tracing, Lib::Otel, Lib::Floor];
 
     /// The name used in tables, bench ids and on `count`'s command line.
     pub fn name(self) -> &'static str {
         match self {
             Lib::Floor => "floor",
             Lib::Apm => "apm",
+            Lib::ApmMacros => "apm-macros",
             Lib::ApmStartOnly => "apm-start-only",
             Lib::Fastrace => "fastrace",
             Lib::Tracing => "tracing",
@@ -63,7 +66,7 @@ impl Lib {
     /// Starts the library's collector (idempotent).
     pub fn init(self) {
         match self {
-            Lib::Apm | Lib::ApmStartOnly => {
+            Lib::Apm | Lib::ApmMacros | Lib::ApmStartOnly => {
                 let _ = apm::agent();
                 let _ = apm::unsampled_agent();
             }
@@ -77,7 +80,7 @@ impl Lib {
     /// Waits until everything recorded so far has been handed to the library's consumer.
     pub fn flush(self) {
         match self {
-            Lib::Apm | Lib::ApmStartOnly => apm::flush(),
+            Lib::Apm | Lib::ApmMacros | Lib::ApmStartOnly => apm::flush(),
             Lib::Fastrace => fast::flush(),
             Lib::Tracing => trc::flush(),
             Lib::Otel => otel::flush(),
@@ -96,7 +99,7 @@ impl Lib {
     /// Events or spans the library's consumer has received so far.
     pub fn delivered(self) -> u64 {
         match self {
-            Lib::Apm | Lib::ApmStartOnly => apm::DELIVERED.load(Ordering::Relaxed),
+            Lib::Apm | Lib::ApmMacros | Lib::ApmStartOnly => apm::DELIVERED.load(Ordering::Relaxed),
             Lib::Fastrace => fast::DELIVERED.load(Ordering::Relaxed),
             Lib::Tracing => trc::DELIVERED.load(Ordering::Relaxed),
             Lib::Otel => otel::DELIVERED.load(Ordering::Relaxed),
@@ -111,6 +114,7 @@ pub fn s1_iteration(lib: Lib) -> u64 {
     match lib {
         Lib::Floor => floor::s1_root_100(),
         Lib::Apm => apm::s1_root_100(apm::child),
+        Lib::ApmMacros => apm::s1_root_100_macro(),
         Lib::ApmStartOnly => apm::s1_root_100(apm::child_start_only),
         Lib::Fastrace => fast::s1_root_100(),
         Lib::Tracing => trc::s1_root_100(),
@@ -136,6 +140,7 @@ pub fn s2_function(lib: Lib, case: S2Case) -> Option<fn(u64) -> u64> {
     Some(match (lib, case) {
         (Lib::Floor, _) => floor::child,
         (Lib::Apm, _) => apm::child,
+        (Lib::ApmMacros, _) => apm::child_macro,
         (Lib::ApmStartOnly, _) => apm::child_start_only,
         (Lib::Fastrace, _) => fast::child,
         (Lib::Tracing, S2Case::NoTransaction) => trc::child,
@@ -155,7 +160,7 @@ pub fn s2_run(lib: Lib, case: S2Case, f: fn(u64) -> u64, n: u64) {
     let _fast_guard;
     if case == S2Case::Unsampled {
         match lib {
-            Lib::Apm | Lib::ApmStartOnly => {
+            Lib::Apm | Lib::ApmMacros | Lib::ApmStartOnly => {
                 _apm_tx = apm::unsampled_transaction();
                 _apm_guard = _apm_tx.attach();
             }
@@ -323,6 +328,7 @@ pub fn s3_run(lib: Lib, n: u64, h: &mut impl Handoff) {
                     }));
                 }
             }
+            Lib::ApmMacros => apm::s3_root_macro(k, &mut |job| h.push(job)),
             Lib::Apm | Lib::ApmStartOnly => {
                 let tx = apm::agent().transaction("root").start();
                 let active = tx.attach();
@@ -386,6 +392,7 @@ pub fn s4_fanout(lib: Lib, pool: &threadpool::ThreadPool) {
             }
             pool.join();
         }
+        Lib::ApmMacros => apm::s4_fanout_macro(pool),
         Lib::Apm | Lib::ApmStartOnly => {
             let tx = apm::agent().transaction("fan-out").start();
             let active = tx.attach();

@@ -3,7 +3,7 @@
 //!
 //! `count sizes` prints the sizes of the runtime's hot-path types.
 //!
-//! Usage: `count <s1|s2-no-tx|s2-sampling-0|s3> <apm|apm-start-only|fastrace|tracing|otel|floor> <N>`
+//! Usage: `count <s1|s2-no-tx|s2-sampling-0|s3> <apm|apm-macros|apm-start-only|fastrace|tracing|otel|floor> <N>`
 //! where N counts operations: child spans for s1 (a multiple of 100), calls for s2, jobs for s3.
 
 use apm_bench::scenarios::{self, ChunkWorker, Lib, S2Case};
@@ -56,4 +56,6 @@ fn main() {
         }
         other => panic!("unknown scenario {other}"),
     }
+    // On stderr (callgrind.sh discards it): proof that the library's consumer got the spans.
+    eprintln!("{} delivered {} (apm dropped {})", lib.name(), lib.delivered(), apm_bench::apm::dropped());
 }
