@@ -1,9 +1,10 @@
 //! The hand-off from application threads to the reporter thread.
 //!
 //! Finished spans are not sent one by one: each thread collects them in a small local batch
-//! and hands the batch over when it is full, when the thread leaves its last attached context
-//! (a pool task ends, a future's poll returns), when a transaction ends on it, or when the
-//! agent is flushed from it. One channel send (and at most one wake-up of the reporter) is
+//! and hands the batch over when it is full, when a span whose parent runs on another thread
+//! ends (the thread's share of the work is done), when the thread leaves its last attached
+//! context (a pool task ends, a future's poll returns), when a transaction ends on it, or when
+//! the agent is flushed from it. One channel send (and at most one wake-up of the reporter) is
 //! thus shared by up to [`BATCH`] spans, and the emptied batch vectors come back from the
 //! reporter for reuse, so the steady state allocates nothing.
 //!

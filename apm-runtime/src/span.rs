@@ -418,7 +418,12 @@ impl Span {
             exit: r.exit,
             thread: r.thread,
         };
-        crate::queue::push_span(&tx.agent, event, Context::current_is_empty());
+        // A span whose parent runs on another thread is the root of this thread's share of
+        // the work (a pool task, a spawned closure): when it ends, that work is done, and
+        // whoever waits for it may flush the agent next. Hand the batch over now rather than
+        // when the thread later detaches. Likewise for a span ended outside any context.
+        let now = !event.sync || Context::current_is_empty();
+        crate::queue::push_span(&tx.agent, event, now);
     }
 }
 
