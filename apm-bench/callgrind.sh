@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stable instruction counts for scenarios 1-3 (issue 6): runs `count` under callgrind with N and
+# Stable instruction counts for scenarios 1-3 (issue 6), and scenario 5's reporter path: runs `count` under callgrind with N and
 # 2N operations and prints (I(2N) - I(N)) / N per scenario and library, which cancels the
 # constant costs (process start, collector setup, final flush overhead).
 #
@@ -12,7 +12,7 @@
 # capturing side only) and all threads (adds the reporter/collector/exporter threads' work and,
 # in scenario 3, the worker that attaches and runs the span).
 #
-# Usage: apm-bench/callgrind.sh [scenario ...]   (default: s1 s2-no-tx s2-sampling-0 s3)
+# Usage: apm-bench/callgrind.sh [scenario ...]   (default: s1 s2-no-tx s2-sampling-0 s3 s5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,13 +31,14 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(s1 s2-no-tx s2-sampling-0 s3)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(s1 s2-no-tx s2-sampling-0 s3 s5)
 
 n_for() {
   case "$1" in
     s1) echo 20000 ;;        # child spans: 200 roots of 100
     s2-*) echo 200000 ;;     # calls
     s3) echo 8192 ;;         # jobs (a multiple of the 1024-job sync interval)
+    s5) echo 10000 ;;        # events (10 batches of 1000)
   esac
 }
 
@@ -59,6 +60,7 @@ for s in "${scenarios[@]}"; do
   for lib in apm apm-macros apm-start-only fastrace tracing otel floor; do
     [ "$s" = s3 ] && [ "$lib" = apm-start-only ] && continue
     [ "$s" = s2-sampling-0 ] && [ "$lib" = tracing ] && continue
+    [ "$s" = s5 ] && [ "$lib" != apm ] && [ "$lib" != floor ] && continue
     for k in 1 2; do
       valgrind --tool=callgrind --separate-threads=yes --dump-instr=no \
         --toggle-collect='std::sys::backtrace::__rust_begin_short_backtrace*' \

@@ -3,8 +3,9 @@
 //!
 //! `count sizes` prints the sizes of the runtime's hot-path types.
 //!
-//! Usage: `count <s1|s2-no-tx|s2-sampling-0|s3> <apm|apm-macros|apm-start-only|fastrace|tracing|otel|floor> <N>`
-//! where N counts operations: child spans for s1 (a multiple of 100), calls for s2, jobs for s3.
+//! Usage: `count <s1|s2-no-tx|s2-sampling-0|s3|s5> <apm|apm-macros|apm-start-only|fastrace|tracing|otel|floor> <N>`
+//! where N counts operations: child spans for s1 (a multiple of 100), calls for s2, jobs for s3,
+//! events for s5 (a multiple of 1000; apm or floor only).
 
 use apm_bench::scenarios::{self, ChunkWorker, Lib, S2Case};
 use std::hint::black_box;
@@ -22,7 +23,7 @@ fn main() {
         return;
     }
     if args.len() != 4 {
-        eprintln!("usage: count <s1|s2-no-tx|s2-sampling-0|s3> <library> <N>");
+        eprintln!("usage: count <s1|s2-no-tx|s2-sampling-0|s3|s5> <library> <N>");
         std::process::exit(2);
     }
     let lib = Lib::parse(&args[2]).unwrap_or_else(|| panic!("unknown library {}", args[2]));
@@ -53,6 +54,20 @@ fn main() {
         "s3" => {
             let mut worker = ChunkWorker::new();
             scenarios::s3_run(lib, n, &mut worker);
+        }
+        "s5" => {
+            // N events (a multiple of 1000): serialize + gzip, ours or the serde_json floor.
+            let batch = apm_bench::report::record_batch();
+            let (mut line, mut out) = (Vec::with_capacity(1024), Vec::with_capacity(256 * 1024));
+            for _ in 0..n / apm_bench::report::BATCH as u64 {
+                out = match lib {
+                    Lib::Apm => apm_bench::report::compress_events(&batch.events, &mut line, out),
+                    Lib::Floor => apm_bench::report::compress_plain(&batch.plain, &mut line, out),
+                    other => panic!("s5 is apm or floor, not {}", other.name()),
+                };
+                black_box(out.len());
+                out.clear();
+            }
         }
         other => panic!("unknown scenario {other}"),
     }
