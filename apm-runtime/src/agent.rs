@@ -190,6 +190,11 @@ impl AgentInner {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// Counts events that could not be queued because their thread was exiting.
+    pub(crate) fn count_lost(&self, n: u64) {
+        self.counters.shutdown.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// An empty batch vector: a recycled one if the reporter returned any.
     pub(crate) fn spare_batch(&self) -> Vec<SpanEvent> {
         self.spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH))

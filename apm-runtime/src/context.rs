@@ -107,6 +107,7 @@ impl Context {
     /// ```
     /// assert!(apm_runtime::Context::current().is_empty());
     /// ```
+    #[inline]
     pub fn current() -> Context {
         CURRENT.with(|c| c.borrow().clone())
     }
@@ -130,6 +131,7 @@ impl Context {
     ///     // spans started here are children of the captured context
     /// }).join().unwrap();
     /// ```
+    #[inline]
     pub fn attach(&self) -> ContextGuard {
         ContextGuard::install(self.clone())
     }
@@ -261,6 +263,7 @@ pub struct ContextGuard {
 }
 
 impl ContextGuard {
+    #[inline]
     pub(crate) fn install(ctx: Context) -> ContextGuard {
         let previous = CURRENT.with(|c| c.replace(ctx));
         ContextGuard { previous: Some(previous), _not_send: PhantomData }
@@ -269,17 +272,20 @@ impl ContextGuard {
 
 impl ContextGuard {
     /// A guard that changes nothing (for spans that stand for the context already current).
+    #[inline]
     pub(crate) fn noop() -> ContextGuard {
         ContextGuard { previous: None, _not_send: PhantomData }
     }
 }
 
 impl Drop for ContextGuard {
+    #[inline]
     fn drop(&mut self) {
         if let Some(prev) = self.previous.take() {
-            let leaving = prev.active.is_none();
+            let restoring_empty = prev.active.is_none();
             // `try_with`: during thread teardown the slot may already be gone; nothing to restore.
             let old = CURRENT.try_with(|c| c.replace(prev));
+            let leaving = restoring_empty && old.as_ref().is_ok_and(|o| o.active.is_some());
             // Drop the replaced context outside the borrow: its Arc may be the last reference.
             drop(old);
             if leaving {

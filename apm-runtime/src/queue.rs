@@ -48,9 +48,15 @@ impl Local {
     fn hand_over(&mut self) {
         // Taking the agent keeps a finished test's agent from being kept alive by a thread.
         if let Some(agent) = self.agent.take() {
-            if !self.spans.is_empty() {
-                let batch = std::mem::replace(&mut self.spans, agent.spare_batch());
-                agent.enqueue(Message::Spans(batch));
+            match self.spans.len() {
+                0 => {}
+                // The common case when each pool task ends its own span: the span travels in a
+                // queue slot of its own, and the thread keeps its batch vector.
+                1 => agent.enqueue(Message::One(Event::Span(self.spans.pop().expect("one span")))),
+                _ => {
+                    let batch = std::mem::replace(&mut self.spans, agent.spare_batch());
+                    agent.enqueue(Message::Spans(batch));
+                }
             }
         }
     }
@@ -68,22 +74,23 @@ thread_local! {
 
 /// Adds a finished span to this thread's batch; `now` hands the batch over at once (the span
 /// ended outside any attached context, so no later trigger is certain to come).
+#[inline]
 pub(crate) fn push_span(agent: &Arc<AgentInner>, span: SpanEvent, now: bool) {
-    let mut span = Some(span);
-    let _ = LOCAL.try_with(|local| {
+    let pushed = LOCAL.try_with(|local| {
         let mut local = local.borrow_mut();
         if !local.agent.as_ref().is_some_and(|a| Arc::ptr_eq(a, agent)) {
             local.hand_over();
             local.agent = Some(agent.clone());
         }
-        local.spans.extend(span.take());
+        local.spans.push(span);
         if now || local.spans.len() >= BATCH {
             local.hand_over();
         }
     });
-    // The thread is exiting and its batch is gone: send this one alone.
-    if let Some(span) = span {
-        agent.enqueue(Message::Spans(vec![span]));
+    if pushed.is_err() {
+        // The span ended while this thread's locals were being torn down (a span kept in
+        // another thread-local): its batch is gone, so count it rather than lose it silently.
+        agent.count_lost(1);
     }
 }
 

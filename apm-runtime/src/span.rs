@@ -88,6 +88,7 @@ impl<'a> SpanBuilder<'a> {
     /// let s = apm_runtime::Span::builder("q").with_type("db").start();
     /// # drop(s);
     /// ```
+    #[inline]
     pub fn with_type(mut self, kind: impl Into<Cow<'static, str>>) -> Self {
         self.kind = kind.into();
         self
@@ -99,6 +100,7 @@ impl<'a> SpanBuilder<'a> {
     /// let s = apm_runtime::Span::builder("q").subtype("redis").start();
     /// # drop(s);
     /// ```
+    #[inline]
     pub fn subtype(mut self, subtype: impl Into<Cow<'static, str>>) -> Self {
         self.subtype = Some(subtype.into());
         self
@@ -110,6 +112,7 @@ impl<'a> SpanBuilder<'a> {
     /// let s = apm_runtime::Span::builder("q").action("query").start();
     /// # drop(s);
     /// ```
+    #[inline]
     pub fn action(mut self, action: impl Into<Cow<'static, str>>) -> Self {
         self.action = Some(action.into());
         self
@@ -123,6 +126,7 @@ impl<'a> SpanBuilder<'a> {
     /// let s = apm_runtime::Span::builder("later").child_of(&ctx).start();
     /// # drop(s);
     /// ```
+    #[inline]
     pub fn child_of(mut self, parent: &'a Context) -> Self {
         self.parent = Some(parent);
         self
@@ -134,6 +138,7 @@ impl<'a> SpanBuilder<'a> {
     /// let span = apm_runtime::Span::builder("work").start();
     /// let _in_span = span.attach();
     /// ```
+    #[inline]
     pub fn start(self) -> Span {
         match self.parent {
             Some(parent) => match &parent.active {
@@ -181,6 +186,7 @@ impl Span {
     /// let span = apm_runtime::Span::start("resize image");
     /// span.end();
     /// ```
+    #[inline]
     pub fn start(name: impl Into<Cow<'static, str>>) -> Span {
         Span::builder(name).start()
     }
@@ -191,6 +197,7 @@ impl Span {
     /// let span = apm_runtime::Span::builder("GET /").with_type("external").start();
     /// # drop(span);
     /// ```
+    #[inline]
     pub fn builder<'a>(name: impl Into<Cow<'static, str>>) -> SpanBuilder<'a> {
         SpanBuilder { name: name.into(), kind: Cow::Borrowed("app"), subtype: None, action: None, parent: None }
     }
@@ -202,6 +209,7 @@ impl Span {
     /// let ctx = span.context();
     /// std::thread::spawn(move || { let _g = ctx.attach(); }).join().unwrap();
     /// ```
+    #[inline]
     pub fn context(&self) -> Context {
         match &self.state {
             State::Noop => Context::default(),
@@ -219,10 +227,11 @@ impl Span {
     /// let span = apm_runtime::Span::start("step");
     /// let _in_span = span.attach();
     /// ```
+    #[inline]
     pub fn attach(&self) -> ContextGuard {
         match &self.state {
-            // Already current where it started: nothing to change.
-            State::Inherit => ContextGuard::noop(),
+            // Nothing to carry, or already current where it started: nothing to change.
+            State::Noop | State::Inherit => ContextGuard::noop(),
             _ => ContextGuard::install(self.context()),
         }
     }
@@ -409,8 +418,8 @@ impl Span {
             kind: r.kind,
             subtype: r.subtype,
             action: r.action,
-            timestamp: r.start.epoch_us(),
-            duration: r.start.ms_until(end),
+            start: r.start,
+            end,
             sync: r.sync,
             outcome,
             sample_rate: tx.sample_rate,
@@ -428,8 +437,12 @@ impl Span {
 }
 
 impl Drop for Span {
+    #[inline]
     fn drop(&mut self) {
-        self.finish();
+        // The no-transaction path: nothing moved, nothing checked.
+        if !matches!(self.state, State::Noop) {
+            self.finish();
+        }
     }
 }
 
