@@ -47,7 +47,9 @@ enum State {
     /// Not recorded, started under an explicit parent: children and outgoing requests still
     /// belong to that parent's trace.
     Passthrough(Context),
-    Recording(SpanRecord),
+    /// Boxed so that a `Span` is two words: it is returned, moved and dropped by value on the
+    /// hot path, and copying a 170-byte enum there cost more than the allocation.
+    Recording(Box<SpanRecord>),
 }
 
 struct SpanRecord {
@@ -160,7 +162,7 @@ impl<'a> SpanBuilder<'a> {
     fn record_under(self, parent: &Active) -> Span {
         let thread = thread_tag();
         Span {
-            state: State::Recording(SpanRecord {
+            state: State::Recording(Box::new(SpanRecord {
                 tx: parent.tx.clone(),
                 id: SpanId::random(),
                 parent_id: parent.parent_id,
@@ -174,7 +176,7 @@ impl<'a> SpanBuilder<'a> {
                 outcome: None,
                 labels: Vec::new(),
                 exit: None,
-            }),
+            })),
         }
     }
 }
@@ -388,7 +390,7 @@ impl Span {
     fn finish(&mut self) {
         let r = match std::mem::replace(&mut self.state, State::Noop) {
             State::Noop => return,
-            State::Recording(r) => r,
+            State::Recording(r) => *r,
             unrecorded => {
                 if std::thread::panicking() {
                     let ctx = match unrecorded {
