@@ -148,7 +148,7 @@ pub(crate) struct AgentInner {
     /// Events in the queue (messages may carry many): the bound is `max_queue_size` events.
     in_queue: Arc<AtomicUsize>,
     /// Emptied span batches coming back from the reporter, for reuse.
-    spares: Receiver<Vec<SpanEvent>>,
+    spares: Receiver<Vec<Box<SpanEvent>>>,
     control: Sender<Control>,
     /// Set once a `Wake` is on its way, so a filling queue sends one, not one per batch.
     woken: Arc<AtomicBool>,
@@ -196,7 +196,7 @@ impl AgentInner {
     }
 
     /// An empty batch vector: a recycled one if the reporter returned any.
-    pub(crate) fn spare_batch(&self) -> Vec<SpanEvent> {
+    pub(crate) fn spare_batch(&self) -> Vec<Box<SpanEvent>> {
         self.spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH))
     }
 }
@@ -321,7 +321,7 @@ const SPARE_BATCHES: usize = 16;
 struct Reporter {
     rx: Receiver<Message>,
     control: Receiver<Control>,
-    spares: Sender<Vec<SpanEvent>>,
+    spares: Sender<Vec<Box<SpanEvent>>>,
     in_queue: Arc<AtomicUsize>,
     woken: Arc<AtomicBool>,
     sinks: Vec<Box<dyn Sink>>,

@@ -137,14 +137,13 @@ fn truncated_opt<S: Serializer>(v: &Option<Cow<'static, str>>, s: S) -> Result<S
 /// agent.flush(std::time::Duration::from_secs(5));
 /// assert_eq!(sink.transactions()[0]["name"], "nightly");
 /// ```
-// Spans are inline on purpose: boxing would cost an allocation per span on the hot path.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Event {
     /// A finished transaction.
     Transaction(Box<TransactionEvent>),
-    /// A finished span. Not boxed: spans are the hot path, and the queue stores them inline.
-    Span(SpanEvent),
+    /// A finished span. Boxed: a recording span is built in this box when it starts and
+    /// travels to the reporter as one pointer, never copied.
+    Span(Box<SpanEvent>),
     /// A captured error or panic.
     Error(Box<ErrorEvent>),
 }
@@ -171,7 +170,7 @@ impl Event {
                 write_plain_span(s, out);
                 Ok(())
             }
-            Event::Span(s) => serde_json::to_writer(&mut *out, &Line("span", s)),
+            Event::Span(s) => serde_json::to_writer(&mut *out, &Line("span", &**s)),
             Event::Error(e) => serde_json::to_writer(&mut *out, &Line("error", &**e)),
         };
         out.push(b'\n');
@@ -701,7 +700,7 @@ mod tests {
             span("", None, Some(0.0001)),
         ] {
             let mut fast = Vec::new();
-            Event::Span(s.clone()).write_ndjson(&mut fast);
+            Event::Span(Box::new(s.clone())).write_ndjson(&mut fast);
             let via_serde = serde_json::to_vec(&Line("span", &s)).unwrap();
             assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&via_serde) + "\n", "byte for byte");
         }

@@ -26,7 +26,7 @@ pub(crate) const BATCH: usize = 64;
 /// What travels through the queue.
 pub(crate) enum Message {
     One(Event),
-    Spans(Vec<SpanEvent>),
+    Spans(Vec<Box<SpanEvent>>),
 }
 
 impl Message {
@@ -41,7 +41,7 @@ impl Message {
 
 struct Local {
     agent: Option<Arc<AgentInner>>,
-    spans: Vec<SpanEvent>,
+    spans: Vec<Box<SpanEvent>>,
 }
 
 impl Local {
@@ -75,7 +75,7 @@ thread_local! {
 /// Adds a finished span to this thread's batch; `now` hands the batch over at once (the span
 /// ended outside any attached context, so no later trigger is certain to come).
 #[inline]
-pub(crate) fn push_span(agent: &Arc<AgentInner>, span: SpanEvent, now: bool) {
+pub(crate) fn push_span(agent: &Arc<AgentInner>, span: Box<SpanEvent>, now: bool) {
     let pushed = LOCAL.try_with(|local| {
         let mut local = local.borrow_mut();
         if !local.agent.as_ref().is_some_and(|a| Arc::ptr_eq(a, agent)) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::clock::Stamp;
 use crate::context::{thread_tag, Active, Context, ContextGuard};
 use crate::error;
-use crate::event::{ExitContext, LabelValue, Labels, Outcome, SpanEvent};
+use crate::event::{ExitContext, LabelValue, Outcome, SpanEvent};
 use crate::ids::SpanId;
 use crate::transaction::TxShared;
 
@@ -47,25 +47,9 @@ enum State {
     /// Not recorded, started under an explicit parent: children and outgoing requests still
     /// belong to that parent's trace.
     Passthrough(Context),
-    /// Boxed so that a `Span` is two words: it is returned, moved and dropped by value on the
-    /// hot path, and copying a 170-byte enum there cost more than the allocation.
-    Recording(Box<SpanRecord>),
-}
-
-struct SpanRecord {
-    tx: Arc<TxShared>,
-    id: SpanId,
-    parent_id: SpanId,
-    name: Cow<'static, str>,
-    kind: Cow<'static, str>,
-    subtype: Option<Cow<'static, str>>,
-    action: Option<Cow<'static, str>>,
-    start: Stamp,
-    sync: bool,
-    thread: u64,
-    outcome: Option<Outcome>,
-    labels: Labels,
-    exit: Option<Box<ExitContext>>,
+    /// The span's event, filled in as the span runs (the box is what reaches the reporter),
+    /// and its transaction. Two pointers, so a `Span` moves cheaply on the hot path.
+    Recording(Arc<TxShared>, Box<SpanEvent>),
 }
 
 /// Configures a span before it starts. Made by [`Span::builder`].
@@ -161,23 +145,27 @@ impl<'a> SpanBuilder<'a> {
     #[inline]
     fn record_under(self, parent: &Active) -> Span {
         let thread = thread_tag();
-        Span {
-            state: State::Recording(Box::new(SpanRecord {
-                tx: parent.tx.clone(),
-                id: SpanId::random(),
-                parent_id: parent.parent_id,
-                name: self.name,
-                kind: self.kind,
-                subtype: self.subtype,
-                action: self.action,
-                start: Stamp::now(),
-                sync: thread == parent.parent_thread,
-                thread,
-                outcome: None,
-                labels: Vec::new(),
-                exit: None,
-            })),
-        }
+        let tx = &parent.tx;
+        let start = Stamp::now();
+        let event = Box::new(SpanEvent {
+            trace_id: tx.trace_id,
+            id: SpanId::random(),
+            parent_id: parent.parent_id,
+            transaction_id: tx.id,
+            name: self.name,
+            kind: self.kind,
+            subtype: self.subtype,
+            action: self.action,
+            start,
+            end: start,
+            sync: thread == parent.parent_thread,
+            outcome: Outcome::Success,
+            sample_rate: tx.sample_rate,
+            labels: Vec::new(),
+            exit: None,
+            thread,
+        });
+        Span { state: State::Recording(tx.clone(), event) }
     }
 }
 
@@ -217,8 +205,8 @@ impl Span {
             State::Noop => Context::default(),
             State::Inherit => Context::current(),
             State::Passthrough(ctx) => ctx.clone(),
-            State::Recording(r) => {
-                Context { active: Some(Active { tx: r.tx.clone(), parent_id: r.id, parent_thread: r.thread }) }
+            State::Recording(tx, ev) => {
+                Context { active: Some(Active { tx: tx.clone(), parent_id: ev.id, parent_thread: ev.thread }) }
             }
         }
     }
@@ -245,7 +233,7 @@ impl Span {
     /// ```
     pub fn id(&self) -> Option<SpanId> {
         match &self.state {
-            State::Recording(r) => Some(r.id),
+            State::Recording(_, ev) => Some(ev.id),
             _ => None,
         }
     }
@@ -256,12 +244,12 @@ impl Span {
     /// assert!(!apm_runtime::Span::start("x").is_recording());
     /// ```
     pub fn is_recording(&self) -> bool {
-        matches!(self.state, State::Recording(_))
+        matches!(self.state, State::Recording(..))
     }
 
-    fn record(&mut self) -> Option<&mut SpanRecord> {
+    fn record(&mut self) -> Option<&mut SpanEvent> {
         match &mut self.state {
-            State::Recording(r) => Some(r),
+            State::Recording(_, ev) => Some(ev),
             _ => None,
         }
     }
@@ -274,7 +262,7 @@ impl Span {
     /// ```
     pub fn set_outcome(&mut self, outcome: Outcome) {
         if let Some(r) = self.record() {
-            r.outcome = Some(outcome);
+            r.outcome = outcome;
         }
     }
 
@@ -369,7 +357,7 @@ impl Span {
     pub(crate) fn capture_error_as(&self, ty: &str, message: String) {
         let ctx = match &self.state {
             State::Noop => return,
-            State::Recording(r) => return error::report(&r.tx, r.id, ty, message, Some(&r.name), true),
+            State::Recording(tx, ev) => return error::report(tx, ev.id, ty, message, Some(&ev.name), true),
             State::Passthrough(ctx) => ctx.clone(),
             State::Inherit => Context::current(),
         };
@@ -388,9 +376,9 @@ impl Span {
     }
 
     fn finish(&mut self) {
-        let r = match std::mem::replace(&mut self.state, State::Noop) {
+        let (tx, mut event) = match std::mem::replace(&mut self.state, State::Noop) {
             State::Noop => return,
-            State::Recording(r) => *r,
+            State::Recording(tx, event) => (tx, event),
             unrecorded => {
                 if std::thread::panicking() {
                     let ctx = match unrecorded {
@@ -404,31 +392,11 @@ impl Span {
                 return;
             }
         };
-        let end = Stamp::now();
-        let mut outcome = r.outcome.unwrap_or(Outcome::Success);
+        event.end = Stamp::now();
         if std::thread::panicking() {
-            outcome = Outcome::Failure;
-            error::report_panic(&r.tx, r.id, &r.name);
+            event.outcome = Outcome::Failure;
+            error::report_panic(&tx, event.id, &event.name);
         }
-        let tx = r.tx;
-        let event = SpanEvent {
-            trace_id: tx.trace_id,
-            id: r.id,
-            parent_id: r.parent_id,
-            transaction_id: tx.id,
-            name: r.name,
-            kind: r.kind,
-            subtype: r.subtype,
-            action: r.action,
-            start: r.start,
-            end,
-            sync: r.sync,
-            outcome,
-            sample_rate: tx.sample_rate,
-            labels: r.labels,
-            exit: r.exit,
-            thread: r.thread,
-        };
         // A span whose parent runs on another thread is the root of this thread's share of
         // the work (a pool task, a spawned closure): when it ends, that work is done, and
         // whoever waits for it may flush the agent next. Hand the batch over now rather than
@@ -454,7 +422,7 @@ impl std::fmt::Debug for Span {
             State::Noop => f.write_str("Span(no-op)"),
             State::Inherit => f.write_str("Span(unrecorded)"),
             State::Passthrough(c) => write!(f, "Span(unrecorded, {c:?})"),
-            State::Recording(r) => write!(f, "Span({:?} id {})", r.name, r.id),
+            State::Recording(_, ev) => write!(f, "Span({:?} id {})", ev.name, ev.id),
         }
     }
 }
