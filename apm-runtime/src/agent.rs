@@ -195,7 +195,12 @@ impl AgentInner {
         self.counters.shutdown.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// An empty batch vector: a recycled one if the reporter returned any.
+    /// Written span boxes the reporter sent back, if any are waiting.
+    pub(crate) fn returned_boxes(&self) -> Option<Vec<Box<SpanEvent>>> {
+        self.spares.try_recv().ok()
+    }
+
+    /// A batch vector from the reporter (holding written span boxes for reuse), or a new one.
     pub(crate) fn spare_batch(&self) -> Vec<Box<SpanEvent>> {
         self.spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH))
     }
@@ -300,6 +305,7 @@ impl AgentBuilder {
                 in_queue: in_queue.clone(),
                 woken: woken.clone(),
                 sinks,
+                recycled: Vec::with_capacity(BATCH),
             };
             let counters = counters.clone();
             std::thread::Builder::new()
@@ -325,6 +331,8 @@ struct Reporter {
     in_queue: Arc<AtomicUsize>,
     woken: Arc<AtomicBool>,
     sinks: Vec<Box<dyn Sink>>,
+    /// Written span boxes collected to go back to the application threads.
+    recycled: Vec<Box<SpanEvent>>,
 }
 
 /// How often the reporter drains the queue when nobody asks it to.
@@ -374,18 +382,33 @@ impl Reporter {
     fn deliver(&mut self, message: Message, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>) {
         self.in_queue.fetch_sub(message.len(), Ordering::Relaxed);
         match message {
-            Message::One(event) => self.write(event, ctx, quiet),
+            Message::One(event) => self.write_and_recycle(event, ctx, quiet),
             Message::Spans(mut batch) => {
                 for span in batch.drain(..) {
-                    self.write(Event::Span(span), ctx, quiet);
+                    self.write_and_recycle(Event::Span(span), ctx, quiet);
                 }
-                let _ = self.spares.try_send(batch);
+                if self.recycled.capacity() < BATCH {
+                    self.recycled = batch;
+                }
             }
         }
     }
 
-    fn write(&mut self, event: Event, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>) {
-        self.each_sink(ctx, quiet, |sink, c| sink.write(&event, c));
+    /// Writes `event`; a span's box is kept and, a batch at a time, sent back to the
+    /// application threads for reuse.
+    fn write_and_recycle(&mut self, event: Event, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>) {
+        self.write(&event, ctx, quiet);
+        if let Event::Span(span) = event {
+            self.recycled.push(span);
+            if self.recycled.len() >= BATCH {
+                let full = std::mem::replace(&mut self.recycled, Vec::with_capacity(BATCH));
+                let _ = self.spares.try_send(full);
+            }
+        }
+    }
+
+    fn write(&mut self, event: &Event, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>) {
+        self.each_sink(ctx, quiet, |sink, c| sink.write(event, c));
     }
 
     /// Calls `f` on every sink: the first with the counting context. A sink that panics loses

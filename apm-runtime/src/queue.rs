@@ -42,6 +42,10 @@ impl Message {
 struct Local {
     agent: Option<Arc<AgentInner>>,
     spans: Vec<Box<SpanEvent>>,
+    /// Span boxes the reporter has written and sent back: a new span overwrites one instead
+    /// of allocating (the reporter frees nothing, so the allocator's per-thread caches would
+    /// otherwise never refill and every span would take malloc's slow path).
+    free: Vec<Box<SpanEvent>>,
 }
 
 impl Local {
@@ -54,7 +58,12 @@ impl Local {
                 // queue slot of its own, and the thread keeps its batch vector.
                 1 => agent.enqueue(Message::One(Event::Span(self.spans.pop().expect("one span")))),
                 _ => {
-                    let batch = std::mem::replace(&mut self.spans, agent.spare_batch());
+                    let mut spare = agent.spare_batch();
+                    if self.free.len() < FREE_BOXES {
+                        self.free.append(&mut spare);
+                    }
+                    spare.clear();
+                    let batch = std::mem::replace(&mut self.spans, spare);
                     agent.enqueue(Message::Spans(batch));
                 }
             }
@@ -69,7 +78,32 @@ impl Drop for Local {
 }
 
 thread_local! {
-    static LOCAL: RefCell<Local> = const { RefCell::new(Local { agent: None, spans: Vec::new() }) };
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local { agent: None, spans: Vec::new(), free: Vec::new() }) };
+}
+
+/// Span boxes a thread keeps for reuse, at most.
+const FREE_BOXES: usize = 4 * BATCH;
+
+/// Boxes `event`, reusing a box the reporter sent back when this thread (or `agent`'s return
+/// channel) has one.
+#[inline]
+pub(crate) fn boxed(agent: &AgentInner, event: SpanEvent) -> Box<SpanEvent> {
+    let mut event = Some(event);
+    let reused = LOCAL.try_with(|local| {
+        let mut local = local.try_borrow_mut().ok()?;
+        if local.free.is_empty() {
+            let mut returned = agent.returned_boxes()?;
+            local.free.append(&mut returned);
+        }
+        let mut b = local.free.pop()?;
+        *b = event.take()?;
+        Some(b)
+    });
+    match (reused, event) {
+        (Ok(Some(b)), _) => b,
+        (_, Some(event)) => Box::new(event),
+        (_, None) => unreachable!("the event is either reused or still here"),
+    }
 }
 
 /// Adds a finished span to this thread's batch; `now` hands the batch over at once (the span

@@ -142,29 +142,33 @@ impl<'a> SpanBuilder<'a> {
         }
     }
 
-    #[inline]
+    // Out of line: keeps the inlined `start` small for the no-transaction and unsampled paths.
+    #[inline(never)]
     fn record_under(self, parent: &Active) -> Span {
         let thread = thread_tag();
         let tx = &parent.tx;
         let start = Stamp::now();
-        let event = Box::new(SpanEvent {
-            trace_id: tx.trace_id,
-            id: SpanId::random(),
-            parent_id: parent.parent_id,
-            transaction_id: tx.id,
-            name: self.name,
-            kind: self.kind,
-            subtype: self.subtype,
-            action: self.action,
-            start,
-            end: start,
-            sync: thread == parent.parent_thread,
-            outcome: Outcome::Success,
-            sample_rate: tx.sample_rate,
-            labels: Vec::new(),
-            exit: None,
-            thread,
-        });
+        let event = crate::queue::boxed(
+            &tx.agent,
+            SpanEvent {
+                trace_id: tx.trace_id,
+                id: SpanId::random(),
+                parent_id: parent.parent_id,
+                transaction_id: tx.id,
+                name: self.name,
+                kind: self.kind,
+                subtype: self.subtype,
+                action: self.action,
+                start,
+                end: start,
+                sync: thread == parent.parent_thread,
+                outcome: Outcome::Success,
+                sample_rate: tx.sample_rate,
+                labels: Vec::new(),
+                exit: None,
+                thread,
+            },
+        );
         Span { state: State::Recording(tx.clone(), event) }
     }
 }
