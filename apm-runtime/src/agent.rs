@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::config::{Config, ConfigError};
-use crate::event::{Event, SpanEvent};
+use crate::event::Event;
 use crate::metadata::Metadata;
-use crate::queue::{Message, BATCH};
+use crate::queue::{Message, SpanBoxes, BATCH};
 use crate::report::{Sink, SinkContext};
 use crate::transaction::TransactionBuilder;
 
@@ -148,7 +148,7 @@ pub(crate) struct AgentInner {
     /// Events in the queue (messages may carry many): the bound is `max_queue_size` events.
     in_queue: Arc<AtomicUsize>,
     /// Emptied span batches coming back from the reporter, for reuse.
-    spares: Receiver<Vec<Box<SpanEvent>>>,
+    spares: Receiver<SpanBoxes>,
     control: Sender<Control>,
     /// Set once a `Wake` is on its way, so a filling queue sends one, not one per batch.
     woken: Arc<AtomicBool>,
@@ -196,12 +196,12 @@ impl AgentInner {
     }
 
     /// Written span boxes the reporter sent back, if any are waiting.
-    pub(crate) fn returned_boxes(&self) -> Option<Vec<Box<SpanEvent>>> {
+    pub(crate) fn returned_boxes(&self) -> Option<SpanBoxes> {
         self.spares.try_recv().ok()
     }
 
     /// A batch vector from the reporter (holding written span boxes for reuse), or a new one.
-    pub(crate) fn spare_batch(&self) -> Vec<Box<SpanEvent>> {
+    pub(crate) fn spare_batch(&self) -> SpanBoxes {
         self.spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH))
     }
 }
@@ -327,12 +327,12 @@ const SPARE_BATCHES: usize = 16;
 struct Reporter {
     rx: Receiver<Message>,
     control: Receiver<Control>,
-    spares: Sender<Vec<Box<SpanEvent>>>,
+    spares: Sender<SpanBoxes>,
     in_queue: Arc<AtomicUsize>,
     woken: Arc<AtomicBool>,
     sinks: Vec<Box<dyn Sink>>,
     /// Written span boxes collected to go back to the application threads.
-    recycled: Vec<Box<SpanEvent>>,
+    recycled: SpanBoxes,
 }
 
 /// How often the reporter drains the queue when nobody asks it to.
