@@ -13,7 +13,14 @@ use apm_runtime::{Agent, Config};
 use apm_toolkit::demo_server::DemoServer;
 use apm_toolkit::scenario::{dashboard_urls, handle_dashboard};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let remote = DemoServer::start()?;
     let urls = dashboard_urls(&remote);
 
@@ -37,7 +44,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     agent.flush(Duration::from_secs(5));
     if shipping {
         let stats = agent.stats();
-        println!("sent {} events to {} ({} dropped)", stats.sent, agent.config().server_url(), stats.dropped.total());
+        let waiting = stats.queued - stats.sent - (stats.dropped.send_failed + stats.dropped.rejected);
+        println!(
+            "sent {} events to {} ({} dropped, {} still waiting for the server)",
+            stats.sent,
+            agent.config().server_url(),
+            stats.dropped.total(),
+            waiting
+        );
     } else {
         let waterfall = memory.waterfall();
         let color = std::env::var_os("NO_COLOR").is_none();

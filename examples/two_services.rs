@@ -18,7 +18,14 @@ fn agent(service: &str, sink: &MemorySink) -> Result<Agent, Box<dyn std::error::
     Ok(Agent::builder().config(config).sink(sink.clone()).build()?)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (frontend_sink, orders_sink) = (MemorySink::new(), MemorySink::new());
     let frontend = agent("frontend", &frontend_sink)?;
     let orders = Arc::new(agent("orders", &orders_sink)?);

@@ -202,8 +202,19 @@ impl IntakeSink {
                     }
                 }
             }
-            // reqwest's error text names the URL, never the headers, so the token stays out.
-            Err(e) => Outcome::Retry(e.without_url().to_string()),
+            // The message and its causes ("connection refused", "timed out"); reqwest's text
+            // never includes headers, so the token stays out of logs.
+            Err(e) => {
+                let e = e.without_url();
+                let mut why = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    why.push_str(": ");
+                    why.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                Outcome::Retry(why)
+            }
         }
     }
 }
