@@ -535,6 +535,11 @@ impl Agent {
     /// Sends everything queued so far, waiting at most `timeout`. Returns `true` if the
     /// reporter finished in time.
     ///
+    /// "Queued" includes the calling thread's finished spans. Other threads hand theirs over
+    /// when their share of the work ends (the span whose parent is elsewhere ends, or they
+    /// leave their last attached context), when a transaction ends on them, or every 64 spans;
+    /// so flush after joining the work whose spans you want sent.
+    ///
     /// ```
     /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
     /// assert!(agent.flush(std::time::Duration::from_secs(1)));
