@@ -129,24 +129,33 @@ impl<'a> SpanBuilder<'a> {
         match self.parent {
             Some(parent) => match &parent.active {
                 None => Span { state: State::Noop },
-                Some(a) if a.tx.sampled && a.tx.try_start_span() => self.record_under(a),
+                Some(a) if a.tx.sampled && a.tx.try_start_span() => self.record_under(a.clone()),
                 Some(_) => Span { state: State::Passthrough(parent.clone()) },
             },
             // Look at the current context in place: the no-transaction and unsampled paths
             // clone nothing.
-            None => Context::with_current(|current| match current {
-                None => Span { state: State::Noop },
-                Some(a) if a.tx.sampled && a.tx.try_start_span() => self.record_under(a),
-                Some(_) => Span { state: State::Inherit },
-            }),
+            None => {
+                // Decide inside the thread-local access, build outside it: the builder is not
+                // moved into the closure, so the no-op paths touch nothing but the flag.
+                let parent = Context::with_current(|current| match current {
+                    None => None,
+                    Some(a) if a.tx.sampled && a.tx.try_start_span() => Some(Some(a.clone())),
+                    Some(_) => Some(None),
+                });
+                match parent {
+                    None => Span { state: State::Noop },
+                    Some(None) => Span { state: State::Inherit },
+                    Some(Some(a)) => self.record_under(a),
+                }
+            }
         }
     }
 
     // Out of line: keeps the inlined `start` small for the no-transaction and unsampled paths.
     #[inline(never)]
-    fn record_under(self, parent: &Active) -> Span {
+    fn record_under(self, parent: Active) -> Span {
         let thread = thread_tag();
-        let tx = &parent.tx;
+        let tx = parent.tx;
         let start = Stamp::now();
         let event = crate::queue::boxed(
             &tx.agent,
@@ -169,7 +178,7 @@ impl<'a> SpanBuilder<'a> {
                 thread,
             },
         );
-        Span { state: State::Recording(tx.clone(), event) }
+        Span { state: State::Recording(tx, event) }
     }
 }
 
