@@ -20,7 +20,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 use crate::config::{Config, ConfigError};
 use crate::event::Event;
 use crate::metadata::Metadata;
-use crate::queue::{Message, SpanBoxes, BATCH};
+use crate::queue::{emptied, retyped, EmptyBoxes, Message, BATCH};
 use crate::report::{Sink, SinkContext};
 use crate::transaction::TransactionBuilder;
 
@@ -148,7 +148,7 @@ pub(crate) struct AgentInner {
     /// Events in the queue (messages may carry many): the bound is `max_queue_size` events.
     in_queue: Arc<AtomicUsize>,
     /// Emptied span batches coming back from the reporter, for reuse.
-    spares: Receiver<SpanBoxes>,
+    spares: Receiver<EmptyBoxes>,
     control: Sender<Control>,
     /// Set once a `Wake` is on its way, so a filling queue sends one, not one per batch.
     woken: Arc<AtomicBool>,
@@ -196,12 +196,12 @@ impl AgentInner {
     }
 
     /// Written span boxes the reporter sent back, if any are waiting.
-    pub(crate) fn returned_boxes(&self) -> Option<SpanBoxes> {
+    pub(crate) fn returned_boxes(&self) -> Option<EmptyBoxes> {
         self.spares.try_recv().ok()
     }
 
     /// A batch vector from the reporter (holding written span boxes for reuse), or a new one.
-    pub(crate) fn spare_batch(&self) -> SpanBoxes {
+    pub(crate) fn spare_batch(&self) -> EmptyBoxes {
         self.spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH))
     }
 }
@@ -327,12 +327,12 @@ const SPARE_BATCHES: usize = 16;
 struct Reporter {
     rx: Receiver<Message>,
     control: Receiver<Control>,
-    spares: Sender<SpanBoxes>,
+    spares: Sender<EmptyBoxes>,
     in_queue: Arc<AtomicUsize>,
     woken: Arc<AtomicBool>,
     sinks: Vec<Box<dyn Sink>>,
     /// Written span boxes collected to go back to the application threads.
-    recycled: SpanBoxes,
+    recycled: EmptyBoxes,
 }
 
 /// How often the reporter drains the queue when nobody asks it to.
@@ -388,7 +388,7 @@ impl Reporter {
                     self.write_and_recycle(Event::Span(span), ctx, quiet);
                 }
                 if self.recycled.capacity() < BATCH {
-                    self.recycled = batch;
+                    self.recycled = retyped(batch);
                 }
             }
         }
@@ -399,7 +399,7 @@ impl Reporter {
     fn write_and_recycle(&mut self, event: Event, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>) {
         self.write(&event, ctx, quiet);
         if let Event::Span(span) = event {
-            self.recycled.push(span);
+            self.recycled.push(emptied(span));
             if self.recycled.len() >= BATCH {
                 let full = std::mem::replace(&mut self.recycled, Vec::with_capacity(BATCH));
                 let _ = self.spares.try_send(full);

@@ -2,15 +2,25 @@
 //! means to carry it to other threads.
 //!
 //! # Invariants
-//! - Each thread has exactly one current [`Context`], held in a thread-local. It only changes
-//!   through [`ContextGuard`]s, which restore the previous value on drop, including during
-//!   unwinding. A pooled thread therefore returns to its previous (usually empty) context after
-//!   every task, even one that panicked.
+//! - Each thread has exactly one current frame (transaction, parent span id, parent thread), held
+//!   in one constant-initialized thread-local of plain `Cell`s ([`Hot`]), so that every span start
+//!   reads a single byte ([`Hot::mode`]) before deciding anything. It only changes through
+//!   [`ContextGuard`]s, which restore the previous value on drop, including during unwinding. A
+//!   pooled thread therefore returns to its previous (usually empty) context after every task,
+//!   even one that panicked.
+//! - The frame's transaction pointer, when not null, owns one strong count of its `Arc` (made by
+//!   `Arc::into_raw`); whoever replaces it takes that count over. Guards dropped out of order
+//!   (possible only when guards are stored by hand) restore the wrong ids, but never free or touch
+//!   a transaction they do not own a count of.
+//! - The thread also keeps a small *bank* of strong counts of one transaction: a span that ends on
+//!   the thread it started on gives its count back to the bank, and the next span (or
+//!   [`Context::current`]) takes it from there. Spans in a hot loop thus touch no shared cache line;
+//!   the bank is emptied when the thread leaves its last attached context.
 //! - A [`Context`] is an `Option` of one `Arc` plus two words: cloning it is one atomic increment,
 //!   never an allocation, and it is `Send + Sync` so it can be captured by closures that rayon or a
 //!   pool runs anywhere.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -63,9 +73,189 @@ pub(crate) struct Active {
     pub(crate) parent_thread: u64,
 }
 
+/// What the current frame's transaction decides for new spans: [`Hot::mode`].
+pub(crate) const EMPTY: u8 = 0;
+/// A transaction is current but not sampled: spans record nothing.
+pub(crate) const UNSAMPLED: u8 = 1;
+/// A sampled transaction is current: spans record.
+pub(crate) const SAMPLED: u8 = 2;
+
+/// Strong counts of one transaction a thread keeps for reuse, at most.
+const BANK_MAX: u32 = 64;
+
+/// The calling thread's hot state: the current frame, the reference bank and the thread's tag.
+/// Plain `Cell`s in a constant-initialized thread-local without a destructor, so each access is
+/// one offset from the thread pointer, with no lazy-initialization check and no borrow flag.
+pub(crate) struct Hot {
+    /// [`EMPTY`], [`UNSAMPLED`] or [`SAMPLED`]: the only thing a span start reads when nothing is
+    /// recorded.
+    mode: Cell<u8>,
+    /// The current frame's transaction, owning one strong count (`Arc::into_raw`); null when empty.
+    tx: Cell<*const TxShared>,
+    parent_id: Cell<SpanId>,
+    parent_thread: Cell<u64>,
+    /// The transaction whose strong counts the bank holds (stale, never dereferenced, when
+    /// `bank_n` is 0).
+    bank_tx: Cell<*const TxShared>,
+    bank_n: Cell<u32>,
+    /// This thread's tag, 0 until first asked for.
+    tag: Cell<u64>,
+}
+
 thread_local! {
-    static CURRENT: RefCell<Context> = const { RefCell::new(Context { active: None }) };
-    static THREAD_TAG: u64 = register_thread();
+    static HOT: Hot = const {
+        Hot {
+            mode: Cell::new(EMPTY),
+            tx: Cell::new(std::ptr::null()),
+            parent_id: Cell::new(SpanId([0; 8])),
+            parent_thread: Cell::new(0),
+            bank_tx: Cell::new(std::ptr::null()),
+            bank_n: Cell::new(0),
+            tag: Cell::new(0),
+        }
+    };
+}
+
+/// Runs `f` on the calling thread's hot state.
+#[inline(always)]
+pub(crate) fn with_hot<R>(f: impl FnOnce(&Hot) -> R) -> R {
+    HOT.with(f)
+}
+
+/// A frame taken out of (or to be put into) [`Hot`]: `tx` owns one strong count when not null.
+struct Frame {
+    mode: u8,
+    tx: *const TxShared,
+    parent_id: SpanId,
+    parent_thread: u64,
+}
+
+impl Frame {
+    fn from_context(ctx: Context) -> Frame {
+        match ctx.active {
+            None => Frame { mode: EMPTY, tx: std::ptr::null(), parent_id: SpanId([0; 8]), parent_thread: 0 },
+            Some(a) => Frame {
+                mode: if a.tx.sampled { SAMPLED } else { UNSAMPLED },
+                parent_id: a.parent_id,
+                parent_thread: a.parent_thread,
+                tx: Arc::into_raw(a.tx),
+            },
+        }
+    }
+}
+
+impl Hot {
+    /// What spans started now decide: [`EMPTY`], [`UNSAMPLED`] or [`SAMPLED`].
+    #[inline(always)]
+    pub(crate) fn mode(&self) -> u8 {
+        self.mode.get()
+    }
+
+    /// The current frame's transaction; only valid while the frame is current.
+    #[inline]
+    pub(crate) fn current_tx(&self) -> Option<&TxShared> {
+        // SAFETY: a non-null `tx` owns a strong count for as long as it is current, and the
+        // returned borrow cannot outlive `&self`'s use within one `with_hot` call, during which
+        // nothing replaces the frame.
+        unsafe { self.tx.get().as_ref() }
+    }
+
+    /// The current frame as a [`Context`] (a strong count taken from the bank when it has one).
+    #[inline]
+    pub(crate) fn capture(&self) -> Context {
+        let p = self.tx.get();
+        if p.is_null() {
+            return Context { active: None };
+        }
+        Context {
+            active: Some(Active {
+                // SAFETY: `p` is the current frame's transaction, alive while it is current.
+                tx: unsafe { self.take_ref(p) },
+                parent_id: self.parent_id.get(),
+                parent_thread: self.parent_thread.get(),
+            }),
+        }
+    }
+
+    /// A strong count of `p`: from the bank if it holds `p`'s, else a new one.
+    ///
+    /// # Safety
+    /// `p` must point to a live `TxShared` of an `Arc` (the caller holds a count of it).
+    #[inline]
+    pub(crate) unsafe fn take_ref(&self, p: *const TxShared) -> Arc<TxShared> {
+        let n = self.bank_n.get();
+        if n > 0 && self.bank_tx.get() == p {
+            self.bank_n.set(n - 1);
+        } else {
+            // SAFETY: the caller guarantees `p` is alive.
+            unsafe { Arc::increment_strong_count(p) };
+        }
+        // SAFETY: one strong count of `p` was just set aside for this `Arc`.
+        unsafe { Arc::from_raw(p) }
+    }
+
+    /// A clone of `tx`, taken from the bank when it holds `tx`'s counts.
+    #[inline]
+    pub(crate) fn clone_ref(&self, tx: &Arc<TxShared>) -> Arc<TxShared> {
+        // SAFETY: `tx` is alive: the caller holds it.
+        unsafe { self.take_ref(Arc::as_ptr(tx)) }
+    }
+
+    /// Keeps `tx`'s strong count in the bank for the next span, or drops it.
+    #[inline]
+    pub(crate) fn give_ref(&self, tx: Arc<TxShared>) {
+        let p = Arc::as_ptr(&tx);
+        let n = self.bank_n.get();
+        if n == 0 {
+            self.bank_tx.set(p);
+        } else if self.bank_tx.get() != p || n >= BANK_MAX {
+            return drop(tx);
+        }
+        self.bank_n.set(n + 1);
+        let _ = Arc::into_raw(tx);
+    }
+
+    /// Drops every strong count the bank holds.
+    fn release_bank(&self) {
+        let n = self.bank_n.replace(0);
+        let p = self.bank_tx.get();
+        for _ in 0..n {
+            // SAFETY: the bank owned `n` strong counts of `p`.
+            unsafe { Arc::decrement_strong_count(p) };
+        }
+    }
+
+    fn swap_frame(&self, f: Frame) -> Frame {
+        Frame {
+            mode: self.mode.replace(f.mode),
+            tx: self.tx.replace(f.tx),
+            parent_id: self.parent_id.replace(f.parent_id),
+            parent_thread: self.parent_thread.replace(f.parent_thread),
+        }
+    }
+
+    /// Makes `span` (of the current frame's transaction `tx`) the parent of new spans, if `tx` is
+    /// indeed current; returns what to restore.
+    #[inline]
+    pub(crate) fn enter_span(&self, tx: &Arc<TxShared>, span: SpanId, thread: u64) -> Option<(SpanId, u64)> {
+        if self.tx.get() != Arc::as_ptr(tx) {
+            return None;
+        }
+        Some((self.parent_id.replace(span), self.parent_thread.replace(thread)))
+    }
+
+    /// A small number naming the calling thread for this process's lifetime.
+    #[inline]
+    pub(crate) fn thread_tag(&self) -> u64 {
+        match self.tag.get() {
+            0 => {
+                let tag = register_thread();
+                self.tag.set(tag);
+                tag
+            }
+            tag => tag,
+        }
+    }
 }
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
@@ -91,7 +281,7 @@ fn register_thread() -> u64 {
 
 /// A small number naming the calling thread for this process's lifetime.
 pub(crate) fn thread_tag() -> u64 {
-    THREAD_TAG.with(|t| *t)
+    HOT.with(Hot::thread_tag)
 }
 
 /// The name of the thread with `tag` (`"thread-N"` for unnamed threads).
@@ -109,7 +299,7 @@ impl Context {
     /// ```
     #[inline]
     pub fn current() -> Context {
-        CURRENT.with(|c| c.borrow().clone())
+        HOT.with(Hot::capture)
     }
 
     /// `true` when no transaction is current: spans started under it record nothing.
@@ -224,18 +414,6 @@ impl Context {
     pub fn tracestate(&self) -> Option<String> {
         self.active.as_ref()?.tx.tracestate.to_header()
     }
-
-    /// `true` when no transaction is current on this thread; cheaper than `current().is_empty()`
-    /// because it clones nothing.
-    pub(crate) fn current_is_empty() -> bool {
-        CURRENT.with(|c| c.borrow().active.is_none())
-    }
-
-    /// Runs `f` on the current context without cloning it: the span-start fast path.
-    #[inline]
-    pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Active>) -> R) -> R {
-        CURRENT.with(|c| f(c.borrow().active.as_ref()))
-    }
 }
 
 impl std::fmt::Debug for Context {
@@ -258,42 +436,76 @@ impl std::fmt::Debug for Context {
 /// ```
 #[must_use = "the context is detached again as soon as the guard is dropped"]
 pub struct ContextGuard {
-    previous: Option<Context>,
+    restore: Restore,
     _not_send: PhantomData<*const ()>,
 }
 
-impl ContextGuard {
-    #[inline]
-    pub(crate) fn install(ctx: Context) -> ContextGuard {
-        let previous = CURRENT.with(|c| c.replace(ctx));
-        ContextGuard { previous: Some(previous), _not_send: PhantomData }
-    }
+enum Restore {
+    /// The guard changed nothing.
+    Nothing,
+    /// A span of the current transaction was entered: only the parent changed.
+    Parent(SpanId, u64),
+    /// A whole frame was installed; this is the one it replaced.
+    Frame(Frame),
 }
 
 impl ContextGuard {
+    #[inline(never)]
+    pub(crate) fn install(ctx: Context) -> ContextGuard {
+        let previous = HOT.with(|h| h.swap_frame(Frame::from_context(ctx)));
+        ContextGuard { restore: Restore::Frame(previous), _not_send: PhantomData }
+    }
+
     /// A guard that changes nothing (for spans that stand for the context already current).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn noop() -> ContextGuard {
-        ContextGuard { previous: None, _not_send: PhantomData }
+        ContextGuard { restore: Restore::Nothing, _not_send: PhantomData }
+    }
+
+    /// A guard that puts back `parent` as the current parent span (see [`Hot::enter_span`]).
+    #[inline(always)]
+    pub(crate) fn parent((id, thread): (SpanId, u64)) -> ContextGuard {
+        ContextGuard { restore: Restore::Parent(id, thread), _not_send: PhantomData }
     }
 }
 
 impl Drop for ContextGuard {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
-        if let Some(prev) = self.previous.take() {
-            let restoring_empty = prev.active.is_none();
-            // `try_with`: during thread teardown the slot may already be gone; nothing to restore.
-            let old = CURRENT.try_with(|c| c.replace(prev));
-            let leaving = restoring_empty && old.as_ref().is_ok_and(|o| o.active.is_some());
-            // Drop the replaced context outside the borrow: its Arc may be the last reference.
-            drop(old);
-            if leaving {
-                // The thread is done with traced work for now (a pool task or a poll ended):
-                // its finished spans should not wait for its next task.
-                crate::queue::hand_over_thread_batch();
+        match self.restore {
+            Restore::Nothing => {}
+            Restore::Parent(id, thread) => HOT.with(|h| {
+                h.parent_id.set(id);
+                h.parent_thread.set(thread);
+            }),
+            Restore::Frame(_) => {
+                if let Restore::Frame(previous) = std::mem::replace(&mut self.restore, Restore::Nothing) {
+                    restore_frame(previous);
+                }
             }
         }
+    }
+}
+
+// Out of line: installing a whole frame is the rare case (a task's start, a transaction's).
+#[inline(never)]
+fn restore_frame(previous: Frame) {
+    let leaving = previous.tx.is_null();
+    let replaced = HOT.with(|h| h.swap_frame(previous));
+    if replaced.tx.is_null() {
+        return;
+    }
+    // SAFETY: the frame being replaced owned one strong count of its transaction.
+    let replaced = unsafe { Arc::from_raw(replaced.tx) };
+    if leaving {
+        // The thread is done with traced work for now (a pool task or a poll ended): its
+        // finished spans should not wait for its next task, and it should keep no transaction
+        // alive.
+        crate::queue::hand_over_thread_batch();
+        HOT.with(Hot::release_bank);
+        drop(replaced);
+    } else {
+        HOT.with(|h| h.give_ref(replaced));
     }
 }
 

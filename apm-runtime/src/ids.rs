@@ -62,6 +62,7 @@ impl SpanId {
     /// ```
     /// assert_ne!(apm_runtime::SpanId::random(), apm_runtime::SpanId::random());
     /// ```
+    #[inline]
     pub fn random() -> SpanId {
         SpanId(next_nonzero().to_le_bytes())
     }
@@ -122,11 +123,13 @@ hex_id_impls!(TraceId, 16);
 hex_id_impls!(SpanId, 8);
 
 thread_local! {
-    // wyrand state, seeded per thread from std's randomly keyed SipHash so that two threads
-    // (or two processes) never share a sequence. Not cryptographic: ids only need to be unique.
-    static RNG: Cell<u64> = Cell::new(seed());
+    // wyrand state, seeded per thread (on first use: 0 means not yet) from std's randomly keyed
+    // SipHash so that two threads (or two processes) never share a sequence. Not cryptographic:
+    // ids only need to be unique. Constant-initialized, so reading it costs no lazy-init check.
+    static RNG: Cell<u64> = const { Cell::new(0) };
 }
 
+#[cold]
 fn seed() -> u64 {
     let mut h = RandomState::new().build_hasher();
     h.write_u64(
@@ -136,15 +139,21 @@ fn seed() -> u64 {
 }
 
 /// wyrand: one multiply per number, passes BigCrush; plenty for ids.
+#[inline]
 pub(crate) fn next_u64() -> u64 {
     RNG.with(|s| {
-        let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+        let mut state = s.get();
+        if state == 0 {
+            state = seed() | 1;
+        }
+        let x = state.wrapping_add(0xa076_1d64_78bd_642f);
         s.set(x);
         let t = (x as u128).wrapping_mul((x ^ 0xe703_7ed1_a0b4_28db) as u128);
         ((t >> 64) ^ t) as u64
     })
 }
 
+#[inline]
 fn next_nonzero() -> u64 {
     loop {
         let v = next_u64();

@@ -14,6 +14,7 @@
 //! - Handing over never blocks: a batch that does not fit in the queue is dropped and counted.
 
 use std::cell::RefCell;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::sync::Arc;
 
 use crate::agent::AgentInner;
@@ -28,6 +29,36 @@ pub(crate) const BATCH: usize = 64;
 /// copying every 200-byte event twice more).
 #[allow(clippy::vec_box)]
 pub(crate) type SpanBoxes = Vec<Box<SpanEvent>>;
+
+/// A span box whose event the reporter has written and dropped: a new span is written into it
+/// in place, with nothing old to drop on the application thread.
+pub(crate) type EmptyBox = Box<MaybeUninit<SpanEvent>>;
+
+/// Empty span boxes, on their way back from the reporter or kept by a thread for reuse.
+pub(crate) type EmptyBoxes = Vec<EmptyBox>;
+
+/// Drops the event in `span`, keeping its allocation (the reporter does this once it has written
+/// the event, so that the application thread never pays for the drop).
+pub(crate) fn emptied(span: Box<SpanEvent>) -> EmptyBox {
+    let raw = Box::into_raw(span);
+    // SAFETY: `raw` came from a live box; after dropping its value in place the allocation is
+    // an uninitialized `SpanEvent`, which `MaybeUninit` has the same layout as.
+    unsafe {
+        std::ptr::drop_in_place(raw);
+        Box::from_raw(raw.cast::<MaybeUninit<SpanEvent>>())
+    }
+}
+
+/// Reuses an empty vector of one box type as a vector of the other (batches and free lists
+/// trade vectors back and forth).
+pub(crate) fn retyped<A, B>(v: Vec<Box<A>>) -> Vec<Box<B>> {
+    debug_assert!(v.is_empty());
+    let mut v = ManuallyDrop::new(v);
+    v.clear();
+    // SAFETY: the vector is empty, and `Box<A>` and `Box<B>` (both thin pointers to sized types)
+    // have the same size and alignment, so the allocation's layout is the same for both.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<Box<B>>(), 0, v.capacity()) }
+}
 
 /// What travels through the queue.
 pub(crate) enum Message {
@@ -51,7 +82,7 @@ struct Local {
     /// Span boxes the reporter has written and sent back: a new span overwrites one instead
     /// of allocating (the reporter frees nothing, so the allocator's per-thread caches would
     /// otherwise never refill and every span would take malloc's slow path).
-    free: SpanBoxes,
+    free: EmptyBoxes,
 }
 
 impl Local {
@@ -68,8 +99,7 @@ impl Local {
                     if self.free.len() < FREE_BOXES {
                         self.free.append(&mut spare);
                     }
-                    spare.clear();
-                    let batch = std::mem::replace(&mut self.spans, spare);
+                    let batch = std::mem::replace(&mut self.spans, retyped(spare));
                     agent.enqueue(Message::Spans(batch));
                 }
             }
@@ -90,25 +120,22 @@ thread_local! {
 /// Span boxes a thread keeps for reuse, at most.
 const FREE_BOXES: usize = 4 * BATCH;
 
-/// Boxes `event`, reusing a box the reporter sent back when this thread (or `agent`'s return
-/// channel) has one.
+/// An empty box for a new span: one the reporter sent back to this thread (or to `agent`'s
+/// return channel), or a new allocation.
 #[inline]
-pub(crate) fn boxed(agent: &AgentInner, event: SpanEvent) -> Box<SpanEvent> {
-    let mut event = Some(event);
+pub(crate) fn empty_box(agent: &AgentInner) -> EmptyBox {
     let reused = LOCAL.try_with(|local| {
         let mut local = local.try_borrow_mut().ok()?;
-        if local.free.is_empty() {
-            let mut returned = agent.returned_boxes()?;
-            local.free.append(&mut returned);
+        if let Some(b) = local.free.pop() {
+            return Some(b);
         }
-        let mut b = local.free.pop()?;
-        *b = event.take()?;
-        Some(b)
+        let mut returned = agent.returned_boxes()?;
+        local.free.append(&mut returned);
+        local.free.pop()
     });
-    match (reused, event) {
-        (Ok(Some(b)), _) => b,
-        (_, Some(event)) => Box::new(event),
-        (_, None) => unreachable!("the event is either reused or still here"),
+    match reused {
+        Ok(Some(b)) => b,
+        _ => Box::new(MaybeUninit::uninit()),
     }
 }
 

@@ -1,10 +1,11 @@
 //! Spans: timed pieces of work inside a transaction, on any thread.
 
 use std::borrow::Cow;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use crate::clock::Stamp;
-use crate::context::{thread_tag, Active, Context, ContextGuard};
+use crate::context::{with_hot, Active, Context, ContextGuard, Hot, EMPTY, SAMPLED};
 use crate::error;
 use crate::event::{ExitContext, LabelValue, Outcome, SpanEvent};
 use crate::ids::SpanId;
@@ -34,7 +35,8 @@ use crate::transaction::TxShared;
 /// ```
 #[must_use = "a span ends as soon as it is dropped"]
 pub struct Span {
-    state: State,
+    // Dropped by hand in `Drop`, so that a no-op span has no drop glue left to run after it.
+    state: ManuallyDrop<State>,
 }
 
 enum State {
@@ -124,61 +126,78 @@ impl<'a> SpanBuilder<'a> {
     /// let span = apm_runtime::Span::builder("work").start();
     /// let _in_span = span.attach();
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn start(self) -> Span {
-        match self.parent {
-            Some(parent) => match &parent.active {
-                None => Span { state: State::Noop },
-                Some(a) if a.tx.sampled && a.tx.try_start_span() => self.record_under(a.clone()),
-                Some(_) => Span { state: State::Passthrough(parent.clone()) },
-            },
-            // Look at the current context in place: the no-transaction and unsampled paths
-            // clone nothing.
-            None => {
-                // Decide inside the thread-local access, build outside it: the builder is not
-                // moved into the closure, so the no-op paths touch nothing but the flag.
-                let parent = Context::with_current(|current| match current {
-                    None => None,
-                    Some(a) if a.tx.sampled && a.tx.try_start_span() => Some(Some(a.clone())),
-                    Some(_) => Some(None),
-                });
-                match parent {
-                    None => Span { state: State::Noop },
-                    Some(None) => Span { state: State::Inherit },
-                    Some(Some(a)) => self.record_under(a),
-                }
+        if self.parent.is_some() {
+            return self.start_child();
+        }
+        // One byte of the thread's state decides the no-transaction and unsampled paths, which
+        // then touch nothing else.
+        match with_hot(Hot::mode) {
+            EMPTY => Span::of(State::Noop),
+            SAMPLED => self.start_recording(),
+            _ => Span::of(State::Inherit),
+        }
+    }
+
+    #[inline(never)]
+    fn start_child(self) -> Span {
+        let Some(parent) = self.parent else { return Span::of(State::Noop) };
+        match &parent.active {
+            None => Span::of(State::Noop),
+            Some(a) if a.tx.sampled && a.tx.try_start_span() => {
+                let a = a.clone();
+                with_hot(|h| self.record_under(h, a))
             }
+            Some(_) => Span::of(State::Passthrough(parent.clone())),
         }
     }
 
     // Out of line: keeps the inlined `start` small for the no-transaction and unsampled paths.
     #[inline(never)]
-    fn record_under(self, parent: Active) -> Span {
-        let thread = thread_tag();
+    fn start_recording(self) -> Span {
+        with_hot(|h| {
+            let Some(tx) = h.current_tx() else { return Span::of(State::Noop) };
+            if !tx.try_start_span() {
+                return Span::of(State::Inherit);
+            }
+            match h.capture().active {
+                Some(a) => self.record_under(h, a),
+                None => Span::of(State::Noop),
+            }
+        })
+    }
+
+    fn record_under(self, h: &Hot, parent: Active) -> Span {
+        let thread = h.thread_tag();
         let tx = parent.tx;
+        let slot = Box::into_raw(crate::queue::empty_box(&tx.agent)).cast::<SpanEvent>();
         let start = Stamp::now();
-        let event = crate::queue::boxed(
-            &tx.agent,
-            SpanEvent {
-                trace_id: tx.trace_id,
-                id: SpanId::random(),
-                parent_id: parent.parent_id,
-                transaction_id: tx.id,
-                name: self.name,
-                kind: self.kind,
-                subtype: self.subtype,
-                action: self.action,
-                start,
-                end: start,
-                sync: thread == parent.parent_thread,
-                outcome: Outcome::Success,
-                sample_rate: tx.sample_rate,
-                labels: Vec::new(),
-                exit: None,
-                thread,
-            },
-        );
-        Span { state: State::Recording(tx, event) }
+        let event = SpanEvent {
+            trace_id: tx.trace_id,
+            id: SpanId::random(),
+            parent_id: parent.parent_id,
+            transaction_id: tx.id,
+            name: self.name,
+            kind: self.kind,
+            subtype: self.subtype,
+            action: self.action,
+            start,
+            end: start,
+            sync: thread == parent.parent_thread,
+            outcome: Outcome::Success,
+            sample_rate: tx.sample_rate,
+            labels: Vec::new(),
+            exit: None,
+            thread,
+        };
+        // SAFETY: `slot` is an allocation for one `SpanEvent` holding nothing to drop; writing
+        // the event in place and taking the box back makes it an ordinary `Box<SpanEvent>`.
+        let event = unsafe {
+            slot.write(event);
+            Box::from_raw(slot)
+        };
+        Span::of(State::Recording(tx, event))
     }
 }
 
@@ -189,9 +208,14 @@ impl Span {
     /// let span = apm_runtime::Span::start("resize image");
     /// span.end();
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn start(name: impl Into<Cow<'static, str>>) -> Span {
-        Span::builder(name).start()
+        // Decided before the builder exists, so the no-op paths build nothing.
+        match with_hot(Hot::mode) {
+            EMPTY => Span::of(State::Noop),
+            SAMPLED => Span::builder(name).start_recording(),
+            _ => Span::of(State::Inherit),
+        }
     }
 
     /// A builder for a span with a type, subtype, action or explicit parent.
@@ -214,13 +238,13 @@ impl Span {
     /// ```
     #[inline]
     pub fn context(&self) -> Context {
-        match &self.state {
+        match &*self.state {
             State::Noop => Context::default(),
             State::Inherit => Context::current(),
             State::Passthrough(ctx) => ctx.clone(),
-            State::Recording(tx, ev) => {
-                Context { active: Some(Active { tx: tx.clone(), parent_id: ev.id, parent_thread: ev.thread }) }
-            }
+            State::Recording(tx, ev) => Context {
+                active: Some(Active { tx: with_hot(|h| h.clone_ref(tx)), parent_id: ev.id, parent_thread: ev.thread }),
+            },
         }
     }
 
@@ -230,13 +254,24 @@ impl Span {
     /// let span = apm_runtime::Span::start("step");
     /// let _in_span = span.attach();
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn attach(&self) -> ContextGuard {
-        match &self.state {
+        match &*self.state {
             // Nothing to carry, or already current where it started: nothing to change.
             State::Noop | State::Inherit => ContextGuard::noop(),
-            _ => ContextGuard::install(self.context()),
+            // A span of the transaction current here only changes the parent: no count taken.
+            State::Recording(tx, ev) => match with_hot(|h| h.enter_span(tx, ev.id, ev.thread)) {
+                Some(previous) => ContextGuard::parent(previous),
+                None => self.attach_elsewhere(),
+            },
+            State::Passthrough(_) => self.attach_elsewhere(),
         }
+    }
+
+    // Out of line: a span carried away from its transaction's frame installs a whole context.
+    #[inline(never)]
+    fn attach_elsewhere(&self) -> ContextGuard {
+        ContextGuard::install(self.context())
     }
 
     /// The span id, or `None` when the span records nothing.
@@ -245,7 +280,7 @@ impl Span {
     /// assert!(apm_runtime::Span::start("x").id().is_none());
     /// ```
     pub fn id(&self) -> Option<SpanId> {
-        match &self.state {
+        match &*self.state {
             State::Recording(_, ev) => Some(ev.id),
             _ => None,
         }
@@ -257,11 +292,11 @@ impl Span {
     /// assert!(!apm_runtime::Span::start("x").is_recording());
     /// ```
     pub fn is_recording(&self) -> bool {
-        matches!(self.state, State::Recording(..))
+        matches!(*self.state, State::Recording(..))
     }
 
     fn record(&mut self) -> Option<&mut SpanEvent> {
-        match &mut self.state {
+        match &mut *self.state {
             State::Recording(_, ev) => Some(ev),
             _ => None,
         }
@@ -368,7 +403,7 @@ impl Span {
     /// Reports an error event with an explicit exception type and message (what the macros
     /// use for error types that are not `Display`).
     pub(crate) fn capture_error_as(&self, ty: &str, message: String) {
-        let ctx = match &self.state {
+        let ctx = match &*self.state {
             State::Noop => return,
             State::Recording(tx, ev) => return error::report(tx, ev.id, ty, message, Some(&ev.name), true),
             State::Passthrough(ctx) => ctx.clone(),
@@ -384,12 +419,20 @@ impl Span {
     /// ```
     /// apm_runtime::Span::start("x").end();
     /// ```
-    pub fn end(mut self) {
-        self.finish();
+    pub fn end(self) {
+        drop(self);
     }
 
+    #[inline(always)]
+    fn of(state: State) -> Span {
+        Span { state: ManuallyDrop::new(state) }
+    }
+
+    /// Ends the span; called once, by `Drop`.
+    #[inline(never)]
     fn finish(&mut self) {
-        let (tx, mut event) = match std::mem::replace(&mut self.state, State::Noop) {
+        // SAFETY: only `Drop` calls this, and nothing reads `state` after it.
+        let (tx, mut event) = match unsafe { ManuallyDrop::take(&mut self.state) } {
             State::Noop => return,
             State::Recording(tx, event) => (tx, event),
             unrecorded => {
@@ -410,28 +453,37 @@ impl Span {
             event.outcome = Outcome::Failure;
             error::report_panic(&tx, event.id, &event.name);
         }
+        let event_sync = event.sync;
         // A span whose parent runs on another thread is the root of this thread's share of
         // the work (a pool task, a spawned closure): when it ends, that work is done, and
         // whoever waits for it may flush the agent next. Hand the batch over now rather than
         // when the thread later detaches. Likewise for a span ended outside any context.
-        let now = !event.sync || Context::current_is_empty();
-        crate::queue::push_span(&tx.agent, event, now);
+        let outside = with_hot(|h| h.mode() == EMPTY);
+        crate::queue::push_span(&tx.agent, event, !event_sync || outside);
+        if !outside {
+            // The span's count goes to the thread's bank for its next span; the bank is emptied
+            // when the thread leaves the context it is in now.
+            with_hot(|h| h.give_ref(tx));
+        }
     }
 }
 
 impl Drop for Span {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
-        // The no-transaction path: nothing moved, nothing checked.
-        if !matches!(self.state, State::Noop) {
-            self.finish();
+        match *self.state {
+            // The no-transaction path: nothing moved, nothing checked.
+            State::Noop => {}
+            // Unrecorded: only a panic unwinding through it has something to report.
+            State::Inherit if !std::thread::panicking() => {}
+            _ => self.finish(),
         }
     }
 }
 
 impl std::fmt::Debug for Span {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.state {
+        match &*self.state {
             State::Noop => f.write_str("Span(no-op)"),
             State::Inherit => f.write_str("Span(unrecorded)"),
             State::Passthrough(c) => write!(f, "Span(unrecorded, {c:?})"),
