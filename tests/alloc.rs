@@ -55,6 +55,13 @@ fn instrumented_macro(x: u64) -> u64 {
     black_box(x) * 2
 }
 
+/// A span with a label whose value allocates when it is recorded (a `String` argument).
+#[apm_runtime::span(labels(user))]
+#[inline(never)]
+fn labeled(user: &String) -> usize {
+    black_box(user.len())
+}
+
 fn agent(sample_rate: f64) -> Agent {
     let config = Config::builder().transaction_sample_rate(sample_rate).build().unwrap();
     Agent::builder().config(config).sink(MemorySink::new()).build().unwrap()
@@ -93,6 +100,41 @@ fn span_under_unsampled_transaction_allocates_nothing() {
     drop(_active);
     tx.end();
     agent.flush(Duration::from_secs(5));
+}
+
+#[test]
+fn labels_of_unrecorded_spans_are_not_even_evaluated() {
+    let user = String::from("ada");
+    let sampled = agent(1.0);
+    let _default = sampled.set_default();
+    black_box(labeled(&user));
+    let n = allocations_in(|| {
+        for _ in 0..100 {
+            black_box(labeled(&user));
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations for 100 labeled spans outside any transaction");
+    let unsampled = agent(0.0);
+    let tx = unsampled.transaction("unsampled").start();
+    let _active = tx.attach();
+    let n = allocations_in(|| {
+        for _ in 0..100 {
+            black_box(labeled(&user));
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations for 100 labeled spans in an unsampled transaction");
+    drop(_active);
+    tx.end();
+    // And under a sampled one the label is there.
+    let sink = MemorySink::new();
+    let recording = Agent::builder().sink(sink.clone()).build().unwrap();
+    let tx = recording.transaction("sampled").start();
+    let active = tx.attach();
+    black_box(labeled(&user));
+    drop(active);
+    tx.end();
+    recording.flush(Duration::from_secs(5));
+    assert_eq!(sink.spans()[0]["context"]["tags"]["user"], "ada");
 }
 
 #[test]

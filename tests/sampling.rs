@@ -51,6 +51,38 @@ fn max_spans_counts_the_rest_as_dropped() {
 }
 
 #[test]
+fn span_counts_are_exact_when_threads_reserve_slots_in_chunks() {
+    // Threads reserve span slots in growing chunks and give back what they did not use when
+    // they leave the transaction's context or it ends: the counts must still be exact.
+    let (agent, sink) = memory_agent(|c| c.transaction_max_spans(100u32));
+    let pool = threadpool::ThreadPool::new(2);
+    let tx = agent.transaction("chunks").start();
+    {
+        let _active = tx.attach();
+        (0..10).for_each(|_| Span::start("here").end());
+        for _ in 0..3 {
+            let ctx = apm_runtime::Context::current();
+            pool.execute(move || ctx.in_scope(|| (0..3).for_each(|_| Span::start("there").end())));
+        }
+        pool.join();
+    }
+    // Ended while attached elsewhere: its own thread's unused slots come back at the end.
+    let tx2 = agent.transaction("ends attached").start();
+    let active = tx2.attach();
+    (0..6).for_each(|_| Span::start("s").end());
+    tx2.end();
+    drop(active);
+    tx.end();
+    flush(&agent);
+    let txs = sink.transactions();
+    let count = |name: &str| txs.iter().find(|t| t["name"] == name).unwrap()["span_count"].clone();
+    assert_eq!(count("chunks")["started"], 19);
+    assert_eq!(count("chunks")["dropped"], 0);
+    assert_eq!(count("ends attached")["started"], 6);
+    assert_eq!(sink.spans().len(), 25);
+}
+
+#[test]
 fn disabled_agent_records_nothing() {
     let sink = apm_runtime::report::MemorySink::new();
     let config = Config::builder().enabled(false).build().unwrap();

@@ -289,8 +289,7 @@ fn start_stmts(kind: Kind, opts: &Options, krate: &Path, fn_name: &str, parent: 
         _ => {
             let subtype = opts.subtype.as_ref().map(|t| quote!(.subtype(#t)));
             let action = opts.action.as_ref().map(|t| quote!(.action(#t)));
-            let parent = parent.map(|p| quote!(.child_of(&#p)));
-            quote!(#krate::Span::builder(#name) #ty #subtype #action #parent .start())
+            rewrite::span_start(krate, &name, quote!(#ty #subtype #action), parent.map(|p| quote!(&#p)))
         }
     };
     let labels = opts.labels.iter().map(|l| {

@@ -146,7 +146,7 @@ impl<'a> Rewriter<'a> {
         let ty = opts.ty.as_ref().map(|t| quote!(.with_type(#t)));
         let subtype = opts.subtype.as_ref().map(|t| quote!(.subtype(#t)));
         let action = opts.action.as_ref().map(|t| quote!(.action(#t)));
-        let parent = parent.map(|p| quote!(.child_of(#p)));
+        let start = span_start(krate, &name, quote!(#ty #subtype #action), parent.map(|p| quote!(#p)));
         let s = span_ident();
         let labels = opts.labels.iter().map(|l| {
             let key = l.key();
@@ -158,7 +158,7 @@ impl<'a> Rewriter<'a> {
         });
         quote_spanned! {span=>
             #[allow(unused_mut)]
-            let mut #s = #krate::Span::builder(#name) #ty #subtype #action #parent .start();
+            let mut #s = #start;
             #(#labels)*
         }
     }
@@ -302,10 +302,21 @@ impl<'a> Rewriter<'a> {
     }
 }
 
-/// `span.set_label("key", <value via autoref dispatch>);`
+/// The expression that starts a span: under an explicit `parent` (a reference to a `Context`),
+/// or under the current context, where the thread's state is looked at before the builder is
+/// made, so a span with no transaction or in an unsampled one builds nothing.
+pub fn span_start(krate: &Path, name: &TokenStream, options: TokenStream, parent: Option<TokenStream>) -> TokenStream {
+    match parent {
+        Some(p) => quote!(#krate::Span::builder(#name) #options .child_of(#p) .start()),
+        None => quote!(#krate::__private::span(|| #krate::Span::builder(#name) #options)),
+    }
+}
+
+/// `span.set_label("key", <value via autoref dispatch>);`, evaluated only when the span or
+/// transaction records (arguments are not even formatted for a no-op span).
 pub fn label_stmt(krate: &Path, target: &Ident, key: &str, value: &TokenStream) -> TokenStream {
     quote! {
-        {
+        if #krate::__private::records(&#target) {
             #[allow(unused_imports)]
             use #krate::__private::{LabelViaNative as _, LabelViaDisplay as _, LabelViaDebug as _};
             #krate::__private::label(

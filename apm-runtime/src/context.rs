@@ -100,7 +100,18 @@ pub(crate) struct Hot {
     bank_n: Cell<u32>,
     /// This thread's tag, 0 until first asked for.
     tag: Cell<u64>,
+    /// Span slots this thread has reserved from `slots_tx` and not used yet. Only ever non-zero
+    /// for the current frame's transaction (every frame change gives them back first), which is
+    /// what keeps `slots_tx` alive while they are held.
+    slots_tx: Cell<*const TxShared>,
+    slots_left: Cell<u32>,
+    /// How many slots the next reservation asks for: doubles up to [`SLOTS_MAX`] while spans
+    /// keep coming under one frame, so a one-span pool task reserves exactly one.
+    slots_chunk: Cell<u32>,
 }
+
+/// The most span slots one reservation takes.
+const SLOTS_MAX: u32 = 32;
 
 thread_local! {
     static HOT: Hot = const {
@@ -112,6 +123,9 @@ thread_local! {
             bank_tx: Cell::new(std::ptr::null()),
             bank_n: Cell::new(0),
             tag: Cell::new(0),
+            slots_tx: Cell::new(std::ptr::null()),
+            slots_left: Cell::new(0),
+            slots_chunk: Cell::new(1),
         }
     };
 }
@@ -120,6 +134,14 @@ thread_local! {
 #[inline(always)]
 pub(crate) fn with_hot<R>(f: impl FnOnce(&Hot) -> R) -> R {
     HOT.with(f)
+}
+
+/// The calling thread's hot state, for code that reads several of its fields in one go. The
+/// thread-local has no destructor, so the pointer stays valid while the thread runs; callers make
+/// a reference of it for the duration of one call and never keep it.
+#[inline(always)]
+pub(crate) fn hot() -> *const Hot {
+    HOT.with(|h| h as *const Hot)
 }
 
 /// A frame taken out of (or to be put into) [`Hot`]: `tx` owns one strong count when not null.
@@ -151,13 +173,22 @@ impl Hot {
         self.mode.get()
     }
 
-    /// The current frame's transaction; only valid while the frame is current.
-    #[inline]
-    pub(crate) fn current_tx(&self) -> Option<&TxShared> {
-        // SAFETY: a non-null `tx` owns a strong count for as long as it is current, and the
-        // returned borrow cannot outlive `&self`'s use within one `with_hot` call, during which
-        // nothing replaces the frame.
-        unsafe { self.tx.get().as_ref() }
+    /// The current frame's transaction (null when empty), alive while the frame is current.
+    #[inline(always)]
+    pub(crate) fn tx_ptr(&self) -> *const TxShared {
+        self.tx.get()
+    }
+
+    /// The current parent span (or transaction) id.
+    #[inline(always)]
+    pub(crate) fn parent_id(&self) -> SpanId {
+        self.parent_id.get()
+    }
+
+    /// The thread the current parent runs on.
+    #[inline(always)]
+    pub(crate) fn parent_thread(&self) -> u64 {
+        self.parent_thread.get()
     }
 
     /// The current frame as a [`Context`] (a strong count taken from the bank when it has one).
@@ -225,7 +256,52 @@ impl Hot {
         }
     }
 
+    /// Takes one span slot of the current frame's transaction `tx` (at `p`): `false` when the
+    /// transaction is at its span limit.
+    #[inline(always)]
+    pub(crate) fn take_span_slot(&self, tx: &TxShared, p: *const TxShared) -> bool {
+        let left = self.slots_left.get();
+        if left > 0 && self.slots_tx.get() == p {
+            self.slots_left.set(left - 1);
+            return true;
+        }
+        self.reserve_span_slots(tx, p)
+    }
+
+    #[inline(never)]
+    fn reserve_span_slots(&self, tx: &TxShared, p: *const TxShared) -> bool {
+        // Any slots still held belong to the current frame's transaction: `p`'s.
+        let chunk = self.slots_chunk.get();
+        let got = tx.reserve_spans(chunk);
+        if got == 0 {
+            return false;
+        }
+        self.slots_chunk.set((chunk * 2).min(SLOTS_MAX));
+        self.slots_tx.set(p);
+        self.slots_left.set(self.slots_left.get() + got - 1);
+        true
+    }
+
+    /// Gives the unused span slots of `tx` back (a transaction counting its spans).
+    pub(crate) fn return_span_slots(&self, tx: &TxShared) {
+        if self.slots_left.get() > 0 && std::ptr::eq(self.slots_tx.get(), tx) {
+            tx.unreserve_spans(self.slots_left.replace(0));
+        }
+    }
+
+    /// Gives back the span slots of the current frame's transaction before the frame changes.
+    fn return_frame_slots(&self) {
+        self.slots_chunk.set(1);
+        let left = self.slots_left.replace(0);
+        if left > 0 {
+            // SAFETY: held slots belong to the current frame's transaction, which the frame
+            // keeps alive until it is swapped out, after this.
+            unsafe { (*self.slots_tx.get()).unreserve_spans(left) };
+        }
+    }
+
     fn swap_frame(&self, f: Frame) -> Frame {
+        self.return_frame_slots();
         Frame {
             mode: self.mode.replace(f.mode),
             tx: self.tx.replace(f.tx),
@@ -245,16 +321,19 @@ impl Hot {
     }
 
     /// A small number naming the calling thread for this process's lifetime.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn thread_tag(&self) -> u64 {
         match self.tag.get() {
-            0 => {
-                let tag = register_thread();
-                self.tag.set(tag);
-                tag
-            }
+            0 => self.register(),
             tag => tag,
         }
+    }
+
+    #[cold]
+    fn register(&self) -> u64 {
+        let tag = register_thread();
+        self.tag.set(tag);
+        tag
     }
 }
 

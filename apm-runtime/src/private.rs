@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use crate::{Context, LabelValue, Outcome, Span, Transaction};
+use crate::{Context, LabelValue, Outcome, Span, SpanBuilder, Transaction};
 
 /// Calls `f`. Gives a closure an expected return type, so `?` inside the wrapped body of a
 /// `Result`-returning sync fn infers its error conversion from the fn's signature.
@@ -24,8 +24,22 @@ pub fn typed_future<R, F: Future<Output = R>>(f: F) -> F {
     f
 }
 
+/// Starts a span under the current context; `builder` runs only when the span will record.
+#[inline(always)]
+pub fn span<F: FnOnce() -> SpanBuilder<'static>>(builder: F) -> Span {
+    Span::start_lazy(builder)
+}
+
+/// Whether `g` records (labels are evaluated only then).
+#[inline(always)]
+pub fn records<G: Instrumentation>(g: &G) -> bool {
+    g.__apm_records()
+}
+
 /// What the macros start: a [`Span`] or a [`Transaction`].
 pub trait Instrumentation {
+    /// Whether it records (labels and errors set on it are kept).
+    fn __apm_records(&self) -> bool;
     /// The context under it.
     fn __apm_context(&self) -> Context;
     /// Sets the outcome.
@@ -37,6 +51,10 @@ pub trait Instrumentation {
 }
 
 impl Instrumentation for Span {
+    #[inline(always)]
+    fn __apm_records(&self) -> bool {
+        self.is_recording()
+    }
     #[inline]
     fn __apm_context(&self) -> Context {
         self.context()
@@ -55,6 +73,10 @@ impl Instrumentation for Span {
 }
 
 impl Instrumentation for Transaction {
+    #[inline(always)]
+    fn __apm_records(&self) -> bool {
+        self.is_sampled()
+    }
     #[inline]
     fn __apm_context(&self) -> Context {
         self.context()

@@ -122,13 +122,19 @@ const FREE_BOXES: usize = 4 * BATCH;
 
 /// An empty box for a new span: one the reporter sent back to this thread (or to `agent`'s
 /// return channel), or a new allocation.
-#[inline]
+#[inline(always)]
 pub(crate) fn empty_box(agent: &AgentInner) -> EmptyBox {
+    let kept = LOCAL.try_with(|local| local.try_borrow_mut().ok().and_then(|mut l| l.free.pop()));
+    match kept {
+        Ok(Some(b)) => b,
+        _ => refill_and_take(agent),
+    }
+}
+
+#[inline(never)]
+fn refill_and_take(agent: &AgentInner) -> EmptyBox {
     let reused = LOCAL.try_with(|local| {
         let mut local = local.try_borrow_mut().ok()?;
-        if let Some(b) = local.free.pop() {
-            return Some(b);
-        }
         let mut returned = agent.returned_boxes()?;
         local.free.append(&mut returned);
         local.free.pop()

@@ -5,7 +5,7 @@ use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use crate::clock::Stamp;
-use crate::context::{with_hot, Active, Context, ContextGuard, Hot, EMPTY, SAMPLED};
+use crate::context::{hot, with_hot, Active, Context, ContextGuard, Hot, EMPTY, SAMPLED};
 use crate::error;
 use crate::event::{ExitContext, LabelValue, Outcome, SpanEvent};
 use crate::ids::SpanId;
@@ -156,27 +156,35 @@ impl<'a> SpanBuilder<'a> {
     // Out of line: keeps the inlined `start` small for the no-transaction and unsampled paths.
     #[inline(never)]
     fn start_recording(self) -> Span {
-        with_hot(|h| {
-            let Some(tx) = h.current_tx() else { return Span::of(State::Noop) };
-            if !tx.try_start_span() {
-                return Span::of(State::Inherit);
-            }
-            match h.capture().active {
-                Some(a) => self.record_under(h, a),
-                None => Span::of(State::Noop),
-            }
-        })
+        // SAFETY: the calling thread's state, used for this call only.
+        let h = unsafe { &*hot() };
+        let p = h.tx_ptr();
+        // SAFETY: the current frame's transaction is alive while it is current.
+        let Some(tx) = (unsafe { p.as_ref() }) else { return Span::of(State::Noop) };
+        if !h.take_span_slot(tx, p) {
+            return Span::of(State::Inherit);
+        }
+        let thread = h.thread_tag();
+        let sync = thread == h.parent_thread();
+        let parent_id = h.parent_id();
+        // SAFETY: as above.
+        let tx = unsafe { h.take_ref(p) };
+        self.record(tx, parent_id, sync, thread)
     }
 
     fn record_under(self, h: &Hot, parent: Active) -> Span {
         let thread = h.thread_tag();
-        let tx = parent.tx;
+        self.record(parent.tx, parent.parent_id, thread == parent.parent_thread, thread)
+    }
+
+    #[inline(always)]
+    fn record(self, tx: Arc<TxShared>, parent_id: SpanId, sync: bool, thread: u64) -> Span {
         let slot = Box::into_raw(crate::queue::empty_box(&tx.agent)).cast::<SpanEvent>();
         let start = Stamp::now();
         let event = SpanEvent {
             trace_id: tx.trace_id,
             id: SpanId::random(),
-            parent_id: parent.parent_id,
+            parent_id,
             transaction_id: tx.id,
             name: self.name,
             kind: self.kind,
@@ -184,7 +192,7 @@ impl<'a> SpanBuilder<'a> {
             action: self.action,
             start,
             end: start,
-            sync: thread == parent.parent_thread,
+            sync,
             outcome: Outcome::Success,
             sample_rate: tx.sample_rate,
             labels: Vec::new(),
@@ -210,10 +218,16 @@ impl Span {
     /// ```
     #[inline(always)]
     pub fn start(name: impl Into<Cow<'static, str>>) -> Span {
-        // Decided before the builder exists, so the no-op paths build nothing.
+        Span::start_lazy(|| Span::builder(name))
+    }
+
+    /// Starts a span under the current context, calling `builder` only if the span records:
+    /// the no-op paths are decided before any builder exists.
+    #[inline(always)]
+    pub(crate) fn start_lazy<'a>(builder: impl FnOnce() -> SpanBuilder<'a>) -> Span {
         match with_hot(Hot::mode) {
             EMPTY => Span::of(State::Noop),
-            SAMPLED => Span::builder(name).start_recording(),
+            SAMPLED => builder().start_recording(),
             _ => Span::of(State::Inherit),
         }
     }
@@ -428,11 +442,11 @@ impl Span {
         Span { state: ManuallyDrop::new(state) }
     }
 
-    /// Ends the span; called once, by `Drop`.
+    /// Ends the span whose state `Drop` took out. By value, so the span itself need not live
+    /// in memory on the paths that never get here.
     #[inline(never)]
-    fn finish(&mut self) {
-        // SAFETY: only `Drop` calls this, and nothing reads `state` after it.
-        let (tx, mut event) = match unsafe { ManuallyDrop::take(&mut self.state) } {
+    fn finish(state: State) {
+        let (tx, mut event) = match state {
             State::Noop => return,
             State::Recording(tx, event) => (tx, event),
             unrecorded => {
@@ -476,7 +490,8 @@ impl Drop for Span {
             State::Noop => {}
             // Unrecorded: only a panic unwinding through it has something to report.
             State::Inherit if !std::thread::panicking() => {}
-            _ => self.finish(),
+            // SAFETY: `state` is not used again: this is the span's drop.
+            _ => Span::finish(unsafe { ManuallyDrop::take(&mut self.state) }),
         }
     }
 }

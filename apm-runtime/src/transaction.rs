@@ -25,22 +25,46 @@ pub(crate) struct TxShared {
     /// What outgoing requests carry as `tracestate`: the caller's entries, with our `es` entry
     /// in front.
     pub(crate) tracestate: TraceState,
-    /// Spans this transaction tried to start; those past `max_spans` are dropped. One counter
-    /// (rather than started + dropped) keeps span start to a single atomic add.
-    pub(crate) span_attempts: AtomicU32,
+    /// Span slots handed out, never more than `max_spans`. Threads reserve them in chunks
+    /// ([`crate::context::Hot`] keeps the rest of a chunk) and give back what they did not use
+    /// when they leave the transaction's context, so spans in a loop touch no shared counter.
+    pub(crate) spans_reserved: AtomicU32,
+    /// Spans not recorded because the transaction was past `max_spans`.
+    pub(crate) spans_dropped: AtomicU32,
     pub(crate) max_spans: u32,
 }
 
 impl TxShared {
-    /// Reserves a span slot: `false` when the transaction is past `TRANSACTION_MAX_SPANS`.
+    /// Reserves up to `want` span slots; returns how many it got (0 once the transaction is at
+    /// `TRANSACTION_MAX_SPANS`, and then counts one dropped span).
+    pub(crate) fn reserve_spans(&self, want: u32) -> u32 {
+        let mut current = self.spans_reserved.load(Ordering::Relaxed);
+        loop {
+            if current >= self.max_spans {
+                self.spans_dropped.fetch_add(1, Ordering::Relaxed);
+                return 0;
+            }
+            let n = want.min(self.max_spans - current);
+            match self.spans_reserved.compare_exchange_weak(current, current + n, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return n,
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// Gives back reserved slots no span used.
+    pub(crate) fn unreserve_spans(&self, n: u32) {
+        self.spans_reserved.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Reserves one span slot: `false` when the transaction is past `TRANSACTION_MAX_SPANS`.
     pub(crate) fn try_start_span(&self) -> bool {
-        self.span_attempts.fetch_add(1, Ordering::Relaxed) < self.max_spans
+        self.reserve_spans(1) == 1
     }
 
     fn span_counts(&self) -> (u32, u32) {
-        let attempts = self.span_attempts.load(Ordering::Relaxed);
-        let started = attempts.min(self.max_spans);
-        (started, attempts - started)
+        (self.spans_reserved.load(Ordering::Relaxed), self.spans_dropped.load(Ordering::Relaxed))
     }
 }
 
@@ -184,7 +208,8 @@ impl<'a> TransactionBuilder<'a> {
             name: self.name,
             kind: self.kind,
             tracestate,
-            span_attempts: AtomicU32::new(0),
+            spans_reserved: AtomicU32::new(0),
+            spans_dropped: AtomicU32::new(0),
             max_spans: agent.config.transaction_max_spans,
             agent,
         });
@@ -383,8 +408,10 @@ impl Transaction {
         }
         let duration = r.start.ms_until(Stamp::now());
         // This thread's finished spans go first, so a reader of the queue sees the
-        // transaction's own-thread spans no later than the transaction.
+        // transaction's own-thread spans no later than the transaction; and its unused span
+        // slots come back before they are counted.
         crate::queue::hand_over_thread_batch();
+        crate::context::with_hot(|h| h.return_span_slots(&r.shared));
         let (spans_started, spans_dropped) = r.shared.span_counts();
         let shared = &r.shared;
         shared.agent.submit(Event::Transaction(Box::new(TransactionEvent {

@@ -1,6 +1,8 @@
 async fn fetch(url: &str) -> Result<String, reqwest::Error> {
     #[allow(unused_mut)]
-    let mut __apm_span = ::apm_runtime::Span::builder("fetch").start();
+    let mut __apm_span = ::apm_runtime::__private::span(|| ::apm_runtime::Span::builder(
+        "fetch",
+    ));
     let __apm_fut = ::apm_runtime::__private::typed_future::<
         Result<String, reqwest::Error>,
         _,

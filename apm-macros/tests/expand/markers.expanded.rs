@@ -10,8 +10,10 @@ fn run(pool: &threadpool::ThreadPool, items: Vec<String>) {
                 move || {
                     let __apm_guard = __apm_ctx.attach();
                     #[allow(unused_mut)]
-                    let mut __apm_span = ::apm_runtime::Span::builder("job").start();
-                    {
+                    let mut __apm_span = ::apm_runtime::__private::span(|| ::apm_runtime::Span::builder(
+                        "job",
+                    ));
+                    if ::apm_runtime::__private::records(&__apm_span) {
                         #[allow(unused_imports)]
                         use ::apm_runtime::__private::{
                             LabelViaNative as _, LabelViaDisplay as _, LabelViaDebug as _,

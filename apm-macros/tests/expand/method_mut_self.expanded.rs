@@ -1,6 +1,8 @@
 fn bump(&mut self, by: u32) -> u32 {
     #[allow(unused_mut)]
-    let mut __apm_span = ::apm_runtime::Span::builder("bump").start();
+    let mut __apm_span = ::apm_runtime::__private::span(|| ::apm_runtime::Span::builder(
+        "bump",
+    ));
     let __apm_guard = __apm_span.attach();
     {
         self.hits += by;

@@ -4,7 +4,7 @@ fn handle(headers: &[(String, String)], cfg: &Config) -> Result<u32, Error> {
         .with_type("request")
         .continue_from(&(headers))
         .start();
-    {
+    if ::apm_runtime::__private::records(&__apm_tx) {
         #[allow(unused_imports)]
         use ::apm_runtime::__private::{
             LabelViaNative as _, LabelViaDisplay as _, LabelViaDebug as _,

@@ -1,11 +1,12 @@
 fn load(id: u64, pool: &threadpool::ThreadPool) -> usize {
     #[allow(unused_mut)]
-    let mut __apm_span = ::apm_runtime::Span::builder("load")
-        .with_type("db")
-        .subtype("postgresql")
-        .action("query")
-        .start();
-    {
+    let mut __apm_span = ::apm_runtime::__private::span(|| {
+        ::apm_runtime::Span::builder("load")
+            .with_type("db")
+            .subtype("postgresql")
+            .action("query")
+    });
+    if ::apm_runtime::__private::records(&__apm_span) {
         #[allow(unused_imports)]
         use ::apm_runtime::__private::{
             LabelViaNative as _, LabelViaDisplay as _, LabelViaDebug as _,
