@@ -28,10 +28,22 @@ impl Stamp {
         self.0.as_unix_nanos(anchor()) / 1_000
     }
 
-    /// Milliseconds from `self` to `later`, as the intake's `duration` wants (fractional).
+    /// Whole microseconds from `self` to `later` (0 if `later` is earlier).
+    pub(crate) fn us_until(&self, later: Stamp) -> u64 {
+        // Through u64: `u128` arithmetic is a software routine, and no span lasts 584 years.
+        later.0.saturating_duration_since(self.0).as_micros() as u64
+    }
+
+    /// Milliseconds from `self` to `later`, as the intake's `duration` wants: fractional, to the
+    /// microsecond (what Elastic's agents report; finer digits of a clock read are noise, and a
+    /// whole number of microseconds can be written without float formatting).
     pub(crate) fn ms_until(&self, later: Stamp) -> f64 {
-        // Through u64: `u128 as f64` is a software routine, and no span lasts 584 years.
-        later.0.saturating_duration_since(self.0).as_nanos() as u64 as f64 / 1_000_000.0
+        self.us_until(later) as f64 / 1_000.0
+    }
+
+    #[cfg(test)]
+    pub(crate) fn plus(self, d: std::time::Duration) -> Stamp {
+        Stamp(self.0 + d)
     }
 }
 

@@ -265,14 +265,17 @@ impl crate::waterfall::Row {
 /// per-byte escaping of every key and id. The output is the same JSON as the `Serialize` impl
 /// (a unit test compares them).
 fn write_plain_span(s: &SpanEvent, out: &mut Vec<u8>) {
+    // One reservation for the whole line (names are short), so the fixed pieces below are
+    // plain copies.
+    out.reserve(256 + s.name.len() + s.kind.len());
     out.extend_from_slice(b"{\"span\":{\"id\":\"");
-    push_hex(&s.id.0, out);
+    push_hex8(s.id.0, out);
     out.extend_from_slice(b"\",\"trace_id\":\"");
-    push_hex(&s.trace_id.0, out);
+    push_trace_id(&s.trace_id, out);
     out.extend_from_slice(b"\",\"parent_id\":\"");
-    push_hex(&s.parent_id.0, out);
+    push_hex8(s.parent_id.0, out);
     out.extend_from_slice(b"\",\"transaction_id\":\"");
-    push_hex(&s.transaction_id.0, out);
+    push_hex8(s.transaction_id.0, out);
     out.extend_from_slice(b"\",\"name\":");
     push_json_str(truncate(&s.name), out);
     out.extend_from_slice(b",\"type\":");
@@ -285,12 +288,10 @@ fn write_plain_span(s: &SpanEvent, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"action\":");
         push_json_str(truncate(action), out);
     }
-    // Numbers go through serde_json's own formatters (itoa, shortest round-trip floats), so
-    // they read exactly as on the serde path. Writing into a Vec cannot fail.
     out.extend_from_slice(b",\"timestamp\":");
-    let _ = serde_json::to_writer(&mut *out, &s.start.epoch_us());
+    out.extend_from_slice(itoa::Buffer::new().format(s.start.epoch_us()).as_bytes());
     out.extend_from_slice(b",\"duration\":");
-    let _ = serde_json::to_writer(&mut *out, &s.start.ms_until(s.end));
+    push_ms(s.start.us_until(s.end), out);
     out.extend_from_slice(if s.sync { b",\"sync\":true" } else { b",\"sync\":false" });
     out.extend_from_slice(match s.outcome {
         Outcome::Success => b",\"outcome\":\"success\"",
@@ -299,16 +300,65 @@ fn write_plain_span(s: &SpanEvent, out: &mut Vec<u8>) {
     });
     if let Some(rate) = s.sample_rate {
         out.extend_from_slice(b",\"sample_rate\":");
-        let _ = serde_json::to_writer(&mut *out, &rate);
+        match rate {
+            1.0 => out.extend_from_slice(b"1.0"),
+            // Through serde_json's own float formatter, so it reads as on the serde path.
+            _ => {
+                let _ = serde_json::to_writer(&mut *out, &rate);
+            }
+        }
     }
     out.extend_from_slice(b"}}");
 }
 
-fn push_hex(bytes: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
+/// Lowercase hex of 8 id bytes, in their order, computed on all 16 digits at once (SWAR): each
+/// nibble is spread into a byte of its own, then `'0'` is added, and `'a' - '0' - 10` more where
+/// the nibble is 10 or over.
+fn hex8(bytes: [u8; 8]) -> [u8; 16] {
+    let mut x = u64::from_be_bytes(bytes) as u128;
+    x = ((x & 0xffff_ffff_0000_0000) << 32) | (x & 0xffff_ffff);
+    x = ((x & 0x0000_0000_ffff_0000_0000_0000_ffff_0000) << 16) | (x & 0x0000_0000_0000_ffff_0000_0000_0000_ffff);
+    x = ((x & 0x0000_ff00_0000_ff00_0000_ff00_0000_ff00) << 8) | (x & 0x0000_00ff_0000_00ff_0000_00ff_0000_00ff);
+    x = ((x & 0x00f0_00f0_00f0_00f0_00f0_00f0_00f0_00f0) << 4) | (x & 0x000f_000f_000f_000f_000f_000f_000f_000f);
+    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+    let letters = ((x + 6 * ONES) >> 4) & ONES;
+    (x + 0x30 * ONES + letters * (b'a' - b'0' - 10) as u128).to_be_bytes()
+}
+
+fn push_hex8(bytes: [u8; 8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&hex8(bytes));
+}
+
+fn push_trace_id(id: &TraceId, out: &mut Vec<u8>) {
+    let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = id.0;
+    out.extend_from_slice(&hex8([a0, a1, a2, a3, a4, a5, a6, a7]));
+    out.extend_from_slice(&hex8([b0, b1, b2, b3, b4, b5, b6, b7]));
+}
+
+/// `us` microseconds written as milliseconds, exactly as serde_json writes the `f64` `us / 1000`
+/// (shortest round trip: `12.0`, `0.5`, `3.141`): integer part, then the fraction's digits
+/// without trailing zeros. Exact below 2^53 µs (285 years), where a shorter digit string never
+/// rounds to the same `f64`.
+fn push_ms(us: u64, out: &mut Vec<u8>) {
+    if us >= 1 << 53 {
+        let _ = serde_json::to_writer(&mut *out, &(us as f64 / 1_000.0));
+        return;
     }
+    let (ms, frac) = (us / 1_000, us % 1_000);
+    if ms >= 10_000_000_000_000_000 {
+        // serde_json switches to exponent notation from 1e16 on.
+        let _ = serde_json::to_writer(&mut *out, &(us as f64 / 1_000.0));
+        return;
+    }
+    out.extend_from_slice(itoa::Buffer::new().format(ms).as_bytes());
+    let digits = [b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
+    let len = match frac {
+        0 => 2,
+        f if f % 100 == 0 => 2,
+        f if f % 10 == 0 => 3,
+        _ => 4,
+    };
+    out.extend_from_slice(&digits[..len]);
 }
 
 /// A JSON string: copied as is unless it holds a quote, a backslash or a control character.
@@ -669,6 +719,10 @@ mod tests {
     use super::*;
 
     fn span(name: &str, subtype: Option<&str>, sample_rate: Option<f64>) -> SpanEvent {
+        span_lasting(name, subtype, sample_rate, std::time::Duration::from_nanos(12_345_678))
+    }
+
+    fn span_lasting(name: &str, subtype: Option<&str>, sample_rate: Option<f64>, d: std::time::Duration) -> SpanEvent {
         let start = Stamp::now();
         SpanEvent {
             trace_id: TraceId::random(),
@@ -680,7 +734,7 @@ mod tests {
             subtype: subtype.map(|s| Cow::Owned(s.to_string())),
             action: Some(Cow::Borrowed("query")),
             start,
-            end: Stamp::now(),
+            end: start.plus(d),
             sync: false,
             outcome: Outcome::Failure,
             sample_rate,
@@ -691,6 +745,19 @@ mod tests {
     }
 
     #[test]
+    fn swar_hex_matches_the_display_of_ids() {
+        let mut edge = vec![[0u8; 8], [0xff; 8], [0x09, 0x0a, 0x90, 0xa0, 0x99, 0xaa, 0x0f, 0xf0]];
+        edge.extend((0..1000).map(|_| SpanId::random().0));
+        for bytes in edge {
+            assert_eq!(std::str::from_utf8(&hex8(bytes)).unwrap(), SpanId(bytes).to_string());
+        }
+        let t = TraceId::random();
+        let mut out = Vec::new();
+        push_trace_id(&t, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), t.to_string());
+    }
+
+    #[test]
     fn the_direct_span_writer_matches_serde() {
         let long = "ü".repeat(2000);
         for s in [
@@ -698,7 +765,12 @@ mod tests {
             span("needs \"escaping\"\n\\ and \u{1}", None, None),
             span(&long, Some("x"), Some(1.0)),
             span("", None, Some(0.0001)),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            [0, 1, 999, 1_000, 1_001, 1_010, 1_100, 12_345, 100_000, 999_999_999, 86_400_000_123]
+                .map(|us| span_lasting("timed", None, Some(1.0), std::time::Duration::from_nanos(us * 1_000 + 999))),
+        ) {
             let mut fast = Vec::new();
             Event::Span(Box::new(s.clone())).write_ndjson(&mut fast);
             let via_serde = serde_json::to_vec(&Line("span", &s)).unwrap();
