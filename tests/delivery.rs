@@ -1,5 +1,6 @@
-//! When finished spans reach the sink: threads batch them, and every batch is handed over at
-//! a boundary the application cannot miss.
+//! When finished spans reach the sink: each thread puts them in a ring of its own that the
+//! reporter drains when it polls and on every flush, so no span waits for its thread to reach
+//! some boundary.
 
 mod support;
 
@@ -58,6 +59,50 @@ fn a_span_ended_outside_any_context_is_handed_over_at_once() {
     std::thread::spawn(move || span.end()).join().unwrap();
     assert!(wait_for_spans(&sink, 1));
     tx.end();
+}
+
+#[test]
+fn a_flush_sees_the_spans_of_threads_still_inside_their_context() {
+    // A worker ends spans and then stays attached (blocked mid-task): a flush from another
+    // thread still delivers them, without the worker doing anything more.
+    let (agent, sink) = memory_agent(|c| c);
+    let tx = agent.transaction("long").start();
+    let ctx = tx.context();
+    let (ended_tx, ended) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        let _attached = ctx.attach();
+        let outer = Span::start("outer, still open");
+        let _in_outer = outer.attach();
+        (0..5).for_each(|_| Span::start("done").end());
+        ended_tx.send(()).unwrap();
+        released.recv().unwrap();
+    });
+    ended.recv().unwrap();
+    flush(&agent);
+    let names: Vec<_> = sink.spans().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["done"; 5], "the five ended spans, not the open one");
+    release.send(()).unwrap();
+    worker.join().unwrap();
+    tx.end();
+    flush(&agent);
+    assert_eq!(sink.spans().len(), 6);
+    assert_eq!(agent.stats().queued, 7);
+}
+
+#[test]
+fn a_full_ring_drops_and_counts_exactly() {
+    let (agent, sink) = memory_agent(|c| c.max_queue_size(4usize));
+    let tx = agent.transaction("t").start();
+    let spans: Vec<Span> = tx.context().in_scope(|| (0..10).map(|_| Span::start("late")).collect());
+    tx.end();
+    // The ring holds four: whatever the reporter did not drain in time (it is woken at half
+    // full) is dropped, and every span is counted one way or the other.
+    drop(spans);
+    flush(&agent);
+    let stats = agent.stats();
+    assert_eq!(stats.queued + stats.dropped.queue_full, 11, "{stats:?}");
+    assert_eq!(sink.spans().len() as u64 + stats.dropped.queue_full, 10);
 }
 
 #[test]

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 use crate::config::{Config, ConfigError};
 use crate::event::Event;
 use crate::metadata::Metadata;
-use crate::queue::{emptied, retyped, EmptyBoxes, Message, BATCH};
+use crate::queue::{emptied, EmptyBoxes, Rings, SpanBoxes, BATCH};
 use crate::report::{Sink, SinkContext};
 use crate::transaction::TransactionBuilder;
 
@@ -144,50 +144,56 @@ enum Control {
 pub(crate) struct AgentInner {
     pub(crate) config: Config,
     pub(crate) enabled: bool,
-    queue: Sender<Message>,
-    /// Events in the queue (messages may carry many): the bound is `max_queue_size` events.
-    in_queue: Arc<AtomicUsize>,
-    /// Emptied span batches coming back from the reporter, for reuse.
+    /// Transactions and errors (spans go through the threads' rings).
+    queue: Sender<Event>,
+    /// Every thread's ring of finished spans, drained by the reporter.
+    pub(crate) rings: Arc<Rings>,
+    /// Emptied span boxes coming back from the reporter, for reuse.
     spares: Receiver<EmptyBoxes>,
     control: Sender<Control>,
-    /// Set once a `Wake` is on its way, so a filling queue sends one, not one per batch.
+    /// Set once a `Wake` is on its way, so a filling queue sends one, not one per event.
     woken: Arc<AtomicBool>,
+    /// Set when the agent is dropped: spans ended after that are counted as `shutdown`.
+    shut_down: AtomicBool,
     pub(crate) counters: Arc<Counters>,
 }
 
 impl AgentInner {
-    /// Hands a finished transaction or error to the reporter without ever blocking.
+    /// Hands a finished transaction or error to the reporter without ever blocking; drops and
+    /// counts it when the queue is full or closed.
     pub(crate) fn submit(&self, event: Event) {
-        self.enqueue(Message::One(event));
+        let counter = match self.queue.try_send(event) {
+            Ok(()) => {
+                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+                // The reporter polls the queue rather than being woken per event (a wake-up is
+                // a syscall on the application thread); only a half-full queue calls it early.
+                if self.queue.len() > self.config.max_queue_size / 2 {
+                    self.wake();
+                }
+                return;
+            }
+            Err(TrySendError::Full(_)) => &self.counters.queue_full,
+            Err(TrySendError::Disconnected(_)) => &self.counters.shutdown,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Puts a message in the queue, or drops and counts it when the queue is full or closed.
-    pub(crate) fn enqueue(&self, message: Message) {
-        let n = message.len();
-        if n == 0 {
-            return;
+    /// Asks the reporter to drain now rather than at its next poll (once until it has).
+    pub(crate) fn wake(&self) {
+        if !self.woken.swap(true, Ordering::Relaxed) {
+            let _ = self.control.send(Control::Wake);
         }
-        let before = self.in_queue.fetch_add(n, Ordering::Relaxed);
-        let counter = if before + n > self.config.max_queue_size {
-            &self.counters.queue_full
+    }
+
+    /// Counts spans a full ring could not take (or that ended after the agent shut down).
+    #[cold]
+    pub(crate) fn count_full(&self, n: u64) {
+        let counter = if self.shut_down.load(Ordering::Relaxed) {
+            &self.counters.shutdown
         } else {
-            match self.queue.try_send(message) {
-                Ok(()) => {
-                    self.counters.queued.fetch_add(n as u64, Ordering::Relaxed);
-                    // The reporter polls the queue rather than being woken per message (a
-                    // wake-up is a syscall on the application thread); only a half-full queue
-                    // calls it early.
-                    if before + n > self.config.max_queue_size / 2 && !self.woken.swap(true, Ordering::Relaxed) {
-                        let _ = self.control.send(Control::Wake);
-                    }
-                    return;
-                }
-                Err(TrySendError::Full(_)) => &self.counters.queue_full,
-                Err(TrySendError::Disconnected(_)) => &self.counters.shutdown,
-            }
+            &self.counters.queue_full
         };
-        self.in_queue.fetch_sub(n, Ordering::Relaxed);
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts events that could not be queued because their thread was exiting.
@@ -198,11 +204,6 @@ impl AgentInner {
     /// Written span boxes the reporter sent back, if any are waiting.
     pub(crate) fn returned_boxes(&self) -> Option<EmptyBoxes> {
         self.spares.try_recv().ok()
-    }
-
-    /// A batch vector from the reporter (holding written span boxes for reuse), or a new one.
-    pub(crate) fn spare_batch(&self) -> EmptyBoxes {
-        self.spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH))
     }
 }
 
@@ -291,7 +292,7 @@ impl AgentBuilder {
         crate::report::install_crypto_provider();
         let (queue, rx) = crossbeam_channel::bounded(config.max_queue_size);
         let (spares_tx, spares) = crossbeam_channel::bounded(SPARE_BATCHES);
-        let in_queue = Arc::new(AtomicUsize::new(0));
+        let rings = Arc::new(Rings::default());
         let (control, control_rx) = crossbeam_channel::unbounded();
         let woken = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
@@ -300,12 +301,14 @@ impl AgentBuilder {
         let reporter = {
             let reporter = Reporter {
                 rx,
+                rings: rings.clone(),
                 control: control_rx,
                 spares: spares_tx,
-                in_queue: in_queue.clone(),
                 woken: woken.clone(),
                 sinks,
                 recycled: Vec::with_capacity(BATCH),
+                events: Vec::new(),
+                spans: Vec::new(),
             };
             let counters = counters.clone();
             std::thread::Builder::new()
@@ -314,25 +317,38 @@ impl AgentBuilder {
                 .expect("spawning the apm-reporter thread")
         };
         Ok(Agent {
-            inner: Arc::new(AgentInner { config, enabled, queue, in_queue, spares, control, woken, counters }),
+            inner: Arc::new(AgentInner {
+                config,
+                enabled,
+                queue,
+                rings,
+                spares,
+                control,
+                woken,
+                shut_down: AtomicBool::new(false),
+                counters,
+            }),
             reporter: Mutex::new(Some(reporter)),
         })
     }
 }
 
-/// Batch vectors kept for reuse between the reporter and the application threads.
+/// Batches of empty boxes on their way back to the application threads, at most.
 const SPARE_BATCHES: usize = 16;
 
 /// The reporter thread: the only place events are serialized and sent.
 struct Reporter {
-    rx: Receiver<Message>,
+    rx: Receiver<Event>,
+    rings: Arc<Rings>,
     control: Receiver<Control>,
     spares: Sender<EmptyBoxes>,
-    in_queue: Arc<AtomicUsize>,
     woken: Arc<AtomicBool>,
     sinks: Vec<Box<dyn Sink>>,
     /// Written span boxes collected to go back to the application threads.
     recycled: EmptyBoxes,
+    /// Reused buffers for one drain.
+    events: Vec<Event>,
+    spans: SpanBoxes,
 }
 
 /// How often the reporter drains the queue when nobody asks it to.
@@ -356,10 +372,7 @@ impl Reporter {
                     Some((Instant::now() + Duration::from_secs(1), bounded(1).0, true))
                 }
             };
-            // Everything queued so far, including before a flush request.
-            while let Ok(message) = self.rx.try_recv() {
-                self.deliver(message, &ctx, &quiet);
-            }
+            self.drain(&ctx, &quiet, &counters);
             match request {
                 None => self.each_sink(&ctx, &quiet, |sink, c| sink.tick(c)),
                 Some((deadline, ack, stop)) => {
@@ -379,19 +392,23 @@ impl Reporter {
         }
     }
 
-    fn deliver(&mut self, message: Message, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>) {
-        self.in_queue.fetch_sub(message.len(), Ordering::Relaxed);
-        match message {
-            Message::One(event) => self.write_and_recycle(event, ctx, quiet),
-            Message::Spans(mut batch) => {
-                for span in batch.drain(..) {
-                    self.write_and_recycle(Event::Span(span), ctx, quiet);
-                }
-                if self.recycled.capacity() < BATCH {
-                    self.recycled = retyped(batch);
-                }
-            }
+    /// Writes everything queued so far, including before a flush request. Transactions and
+    /// errors are taken first and written last: every span a thread ended before it submitted
+    /// its transaction is then in that thread's ring, so it is written before the transaction.
+    fn drain(&mut self, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>, counters: &Counters) {
+        let mut events = std::mem::take(&mut self.events);
+        events.extend(self.rx.try_iter());
+        let mut spans = std::mem::take(&mut self.spans);
+        let n = self.rings.drain(&mut spans);
+        counters.queued.fetch_add(n as u64, Ordering::Relaxed);
+        for span in spans.drain(..) {
+            self.write_and_recycle(Event::Span(span), ctx, quiet);
         }
+        for event in events.drain(..) {
+            self.write_and_recycle(event, ctx, quiet);
+        }
+        self.events = events;
+        self.spans = spans;
     }
 
     /// Writes `event`; a span's box is kept and, a batch at a time, sent back to the
@@ -535,17 +552,15 @@ impl Agent {
     /// Sends everything queued so far, waiting at most `timeout`. Returns `true` if the
     /// reporter finished in time.
     ///
-    /// "Queued" includes the calling thread's finished spans. Other threads hand theirs over
-    /// when their share of the work ends (the span whose parent is elsewhere ends, or they
-    /// leave their last attached context), when a transaction ends on them, or every 64 spans;
-    /// so flush after joining the work whose spans you want sent.
+    /// "Queued" is every span, transaction and error that ended, on any thread, before the call
+    /// (each thread's ring is drained as part of the flush): flush after joining the work whose
+    /// spans you want sent.
     ///
     /// ```
     /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
     /// assert!(agent.flush(std::time::Duration::from_secs(1)));
     /// ```
     pub fn flush(&self, timeout: Duration) -> bool {
-        crate::queue::hand_over_thread_batch();
         let (ack, done) = crossbeam_channel::bounded(1);
         let deadline = Instant::now() + timeout;
         if self.inner.control.send(Control::Flush(deadline, ack)).is_err() {
@@ -557,7 +572,7 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        crate::queue::hand_over_thread_batch();
+        self.inner.shut_down.store(true, Ordering::Relaxed);
         {
             let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
             if global.as_ref().is_some_and(|g| Arc::ptr_eq(g, &self.inner)) {

@@ -577,10 +577,8 @@ fn restore_frame(previous: Frame) {
     // SAFETY: the frame being replaced owned one strong count of its transaction.
     let replaced = unsafe { Arc::from_raw(replaced.tx) };
     if leaving {
-        // The thread is done with traced work for now (a pool task or a poll ended): its
-        // finished spans should not wait for its next task, and it should keep no transaction
-        // alive.
-        crate::queue::hand_over_thread_batch();
+        // The thread is done with traced work for now (a pool task or a poll ended): it should
+        // keep no transaction alive.
         HOT.with(Hot::release_bank);
         drop(replaced);
     } else {

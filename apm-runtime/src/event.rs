@@ -714,6 +714,30 @@ impl Serialize for ErrorEvent {
     }
 }
 
+/// A finished span with made-up ids, for unit tests of what carries and writes spans.
+#[cfg(test)]
+pub(crate) fn test_span(name: &str) -> SpanEvent {
+    let start = Stamp::now();
+    SpanEvent {
+        trace_id: TraceId::random(),
+        id: SpanId::random(),
+        parent_id: SpanId::random(),
+        transaction_id: SpanId::random(),
+        name: Cow::Owned(name.to_string()),
+        kind: Cow::Borrowed("app"),
+        subtype: None,
+        action: None,
+        start,
+        end: start,
+        sync: true,
+        outcome: Outcome::Success,
+        sample_rate: Some(1.0),
+        labels: Vec::new(),
+        exit: None,
+        thread: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,34 +1,36 @@
-//! The hand-off from application threads to the reporter thread.
+//! The hand-off of finished spans from application threads to the reporter thread.
 //!
-//! Finished spans are not sent one by one: each thread collects them in a small local batch
-//! and hands the batch over when it is full, when a span whose parent runs on another thread
-//! ends (the thread's share of the work is done), when the thread leaves its last attached
-//! context (a pool task ends, a future's poll returns), when a transaction ends on it, or when
-//! the agent is flushed from it. One channel send (and at most one wake-up of the reporter) is
-//! thus shared by up to [`BATCH`] spans, and the emptied batch vectors come back from the
-//! reporter for reuse, so the steady state allocates nothing.
+//! Each thread that ends spans of an agent gets a [`Ring`] of its own, registered with that
+//! agent: a bounded single-producer, single-consumer queue of span boxes. Ending a span writes
+//! its pointer into the next slot and publishes it with one release store, an ordinary `mov` on
+//! x86: no lock, no read-modify-write, no system call, and no cache line shared with other
+//! application threads. The reporter drains every ring when it polls (every 20 ms), when a ring
+//! is half full (the producer wakes it once), and on every flush, so `Agent::flush` sees the spans
+//! of *every* thread that ended them before the flush was asked for, not only the caller's.
+//!
+//! The written boxes go back, emptied, to the application threads in batches for reuse, so the
+//! steady state allocates nothing.
 //!
 //! # Invariants
-//! - A span is counted (queued or dropped) when its batch is handed over; until then it is in
-//!   exactly one thread's batch. A batch only holds spans of one agent.
-//! - Handing over never blocks: a batch that does not fit in the queue is dropped and counted.
+//! - A ring has one producer (the thread whose [`Local`] holds it) and one consumer (the agent's
+//!   reporter, which drains rings only while holding the registry lock). `tail` is written only by
+//!   the producer, `head` only by the consumer; a slot is written by the producer before `tail`
+//!   passes it (release) and read by the consumer after it saw that `tail` (acquire), and the
+//!   producer reuses a slot only after seeing `head` pass it (acquire of the consumer's release).
+//! - Every span is counted exactly once: `queued` by the reporter when it takes it from a ring,
+//!   or `queue_full` / `shutdown` by the producer when it cannot be put in one.
+//! - Pushing never blocks: a full ring drops the span and counts it.
 
 use std::cell::RefCell;
-use std::mem::{ManuallyDrop, MaybeUninit};
-use std::sync::Arc;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::agent::AgentInner;
-use crate::event::{Event, SpanEvent};
+use crate::event::SpanEvent;
 
-/// Spans per batch: large enough to amortize the channel, small enough that a busy thread's
-/// spans reach the reporter promptly.
+/// Empty boxes travel back to the application threads this many at a time.
 pub(crate) const BATCH: usize = 64;
-
-/// Spans, each in the box it was recorded in: a span is built once and then only its pointer
-/// moves (clippy's `vec_box` assumes the elements could live inline; here that would mean
-/// copying every 200-byte event twice more).
-#[allow(clippy::vec_box)]
-pub(crate) type SpanBoxes = Vec<Box<SpanEvent>>;
 
 /// A span box whose event the reporter has written and dropped: a new span is written into it
 /// in place, with nothing old to drop on the application thread.
@@ -36,6 +38,12 @@ pub(crate) type EmptyBox = Box<MaybeUninit<SpanEvent>>;
 
 /// Empty span boxes, on their way back from the reporter or kept by a thread for reuse.
 pub(crate) type EmptyBoxes = Vec<EmptyBox>;
+
+/// Finished spans, each in the box it was recorded in: a span is built once and then only its
+/// pointer moves (clippy's `vec_box` assumes the elements could live inline; here that would
+/// mean copying every 200-byte event again).
+#[allow(clippy::vec_box)]
+pub(crate) type SpanBoxes = Vec<Box<SpanEvent>>;
 
 /// Drops the event in `span`, keeping its allocation (the reporter does this once it has written
 /// the event, so that the application thread never pays for the drop).
@@ -49,72 +57,153 @@ pub(crate) fn emptied(span: Box<SpanEvent>) -> EmptyBox {
     }
 }
 
-/// Reuses an empty vector of one box type as a vector of the other (batches and free lists
-/// trade vectors back and forth).
-pub(crate) fn retyped<A, B>(v: Vec<Box<A>>) -> Vec<Box<B>> {
-    debug_assert!(v.is_empty());
-    let mut v = ManuallyDrop::new(v);
-    v.clear();
-    // SAFETY: the vector is empty, and `Box<A>` and `Box<B>` (both thin pointers to sized types)
-    // have the same size and alignment, so the allocation's layout is the same for both.
-    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<Box<B>>(), 0, v.capacity()) }
+/// Keeps `head` and `tail` on cache lines of their own, so the producer's stores to `tail` do
+/// not invalidate the line the consumer reads `head` from, and the other way round.
+#[repr(align(128))]
+struct Padded(AtomicUsize);
+
+/// One thread's queue of finished spans for one agent (see the module docs).
+pub(crate) struct Ring {
+    slots: Box<[AtomicPtr<SpanEvent>]>,
+    mask: usize,
+    head: Padded,
+    tail: Padded,
+    /// Set when the producing thread let go of the ring (it exited): once drained, the reporter
+    /// forgets it.
+    closed: AtomicBool,
 }
 
-/// What travels through the queue.
-pub(crate) enum Message {
-    One(Event),
-    Spans(SpanBoxes),
-}
-
-impl Message {
-    /// How many events this message carries (the queue bound is in events).
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Message::One(_) => 1,
-            Message::Spans(v) => v.len(),
+impl Ring {
+    /// A ring of at least `capacity` slots (rounded up to a power of two, at least 2).
+    pub(crate) fn new(capacity: usize) -> Ring {
+        let n = capacity.max(2).next_power_of_two();
+        Ring {
+            slots: (0..n).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
+            mask: n - 1,
+            head: Padded(AtomicUsize::new(0)),
+            tail: Padded(AtomicUsize::new(0)),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Producer: appends `span`, or gives it back when the ring is full. `seen_head` is the
+    /// producer's last view of `head`, refreshed only when the ring looks full or half full.
+    /// Returns whether the ring is now at least half full (time to wake the reporter).
+    #[inline]
+    fn push(&self, span: Box<SpanEvent>, seen_head: &mut usize) -> Result<bool, Box<SpanEvent>> {
+        let t = self.tail.0.load(Ordering::Relaxed);
+        let half = self.mask.div_ceil(2);
+        let mut filling = false;
+        if t - *seen_head >= half {
+            *seen_head = self.head.0.load(Ordering::Acquire);
+            if t - *seen_head > self.mask {
+                return Err(span);
+            }
+            filling = t - *seen_head >= half;
+        }
+        self.slots[t & self.mask].store(Box::into_raw(span), Ordering::Relaxed);
+        self.tail.0.store(t + 1, Ordering::Release);
+        Ok(filling)
+    }
+
+    /// Consumer: takes every span published so far.
+    fn drain(&self, out: &mut SpanBoxes) -> usize {
+        let h = self.head.0.load(Ordering::Relaxed);
+        let t = self.tail.0.load(Ordering::Acquire);
+        for i in h..t {
+            let p = self.slots[i & self.mask].load(Ordering::Relaxed);
+            // SAFETY: slots in `head..tail` hold pointers from `Box::into_raw` that the producer
+            // published (release of `tail`, acquired above) and will not touch again until
+            // `head` passes them.
+            out.push(unsafe { Box::from_raw(p) });
+        }
+        self.head.0.store(t, Ordering::Release);
+        t - h
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head.0.load(Ordering::Relaxed) == self.tail.0.load(Ordering::Acquire)
     }
 }
 
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // Only reached once both sides let go; free what was never drained.
+        let mut rest = Vec::new();
+        self.drain(&mut rest);
+    }
+}
+
+/// An agent's rings, shared by the agent (which registers new ones) and its reporter (which
+/// drains them).
+#[derive(Default)]
+pub(crate) struct Rings(Mutex<Vec<Arc<Ring>>>);
+
+impl Rings {
+    fn register(&self, ring: Arc<Ring>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(ring);
+    }
+
+    /// Consumer: takes every published span of every ring, and forgets the rings whose thread
+    /// is gone once they are empty. Returns how many spans it took.
+    pub(crate) fn drain(&self, out: &mut SpanBoxes) -> usize {
+        let mut rings = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        rings.retain(|ring| {
+            // Read `closed` first: a ring closed after this read is drained again next time.
+            let closed = ring.closed.load(Ordering::Acquire);
+            n += ring.drain(out);
+            !(closed && ring.is_empty())
+        });
+        n
+    }
+}
+
+/// A thread's ring for one agent.
+struct Binding {
+    agent: Arc<AgentInner>,
+    ring: Arc<Ring>,
+    seen_head: usize,
+}
+
+impl Drop for Binding {
+    fn drop(&mut self) {
+        self.ring.closed.store(true, Ordering::Release);
+    }
+}
+
+/// Agents a thread keeps a ring for, at most: older bindings are let go (their rings drained
+/// and forgotten by their reporters).
+const BINDINGS: usize = 4;
+
 struct Local {
-    agent: Option<Arc<AgentInner>>,
-    spans: SpanBoxes,
-    /// Span boxes the reporter has written and sent back: a new span overwrites one instead
-    /// of allocating (the reporter frees nothing, so the allocator's per-thread caches would
-    /// otherwise never refill and every span would take malloc's slow path).
+    /// The thread's rings, the most recently used first (almost always just one).
+    bindings: Vec<Binding>,
+    /// Span boxes the reporter has written and sent back: a new span is written into one
+    /// instead of allocating (the reporter frees nothing, so the allocator's per-thread caches
+    /// would otherwise never refill and every span would take malloc's slow path).
     free: EmptyBoxes,
 }
 
+thread_local! {
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local { bindings: Vec::new(), free: Vec::new() }) };
+}
+
 impl Local {
-    fn hand_over(&mut self) {
-        // Taking the agent keeps a finished test's agent from being kept alive by a thread.
-        if let Some(agent) = self.agent.take() {
-            match self.spans.len() {
-                0 => {}
-                // The common case when each pool task ends its own span: the span travels in a
-                // queue slot of its own, and the thread keeps its batch vector.
-                1 => agent.enqueue(Message::One(Event::Span(self.spans.pop().expect("one span")))),
-                _ => {
-                    let mut spare = agent.spare_batch();
-                    if self.free.len() < FREE_BOXES {
-                        self.free.append(&mut spare);
-                    }
-                    let batch = std::mem::replace(&mut self.spans, retyped(spare));
-                    agent.enqueue(Message::Spans(batch));
-                }
+    /// The binding for `agent`, moved to the front; a new ring registered with it if needed.
+    #[cold]
+    fn bind(&mut self, agent: &Arc<AgentInner>) -> &mut Binding {
+        match self.bindings.iter().position(|b| Arc::ptr_eq(&b.agent, agent)) {
+            Some(i) => self.bindings[..=i].rotate_right(1),
+            None => {
+                let ring = Arc::new(Ring::new(agent.config.max_queue_size));
+                agent.rings.register(ring.clone());
+                self.bindings.insert(0, Binding { agent: agent.clone(), ring, seen_head: 0 });
+                self.bindings.truncate(BINDINGS);
             }
         }
+        &mut self.bindings[0]
     }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        self.hand_over();
-    }
-}
-
-thread_local! {
-    static LOCAL: RefCell<Local> = const { RefCell::new(Local { agent: None, spans: Vec::new(), free: Vec::new() }) };
 }
 
 /// Span boxes a thread keeps for reuse, at most.
@@ -136,7 +225,9 @@ fn refill_and_take(agent: &AgentInner) -> EmptyBox {
     let reused = LOCAL.try_with(|local| {
         let mut local = local.try_borrow_mut().ok()?;
         let mut returned = agent.returned_boxes()?;
-        local.free.append(&mut returned);
+        if local.free.len() < FREE_BOXES {
+            local.free.append(&mut returned);
+        }
         local.free.pop()
     });
     match reused {
@@ -145,34 +236,51 @@ fn refill_and_take(agent: &AgentInner) -> EmptyBox {
     }
 }
 
-/// Adds a finished span to this thread's batch; `now` hands the batch over at once (the span
-/// ended outside any attached context, so no later trigger is certain to come).
+/// Hands a finished span to `agent`'s reporter through this thread's ring; drops and counts it
+/// when the ring is full or the agent has shut down.
 #[inline]
-pub(crate) fn push_span(agent: &Arc<AgentInner>, span: Box<SpanEvent>, now: bool) {
+pub(crate) fn push_span(agent: &Arc<AgentInner>, span: Box<SpanEvent>) {
     let pushed = LOCAL.try_with(|local| {
         let mut local = local.borrow_mut();
-        if !local.agent.as_ref().is_some_and(|a| Arc::ptr_eq(a, agent)) {
-            local.hand_over();
-            local.agent = Some(agent.clone());
-        }
-        local.spans.push(span);
-        if now || local.spans.len() >= BATCH {
-            local.hand_over();
+        let binding = match local.bindings.first_mut() {
+            Some(b) if Arc::ptr_eq(&b.agent, agent) => b,
+            _ => local.bind(agent),
+        };
+        match binding.ring.push(span, &mut binding.seen_head) {
+            Ok(false) => {}
+            Ok(true) => agent.wake(),
+            Err(span) => {
+                drop(span);
+                agent.count_full(1);
+            }
         }
     });
     if pushed.is_err() {
         // The span ended while this thread's locals were being torn down (a span kept in
-        // another thread-local): its batch is gone, so count it rather than lose it silently.
+        // another thread-local): its ring is gone, so count it rather than lose it silently.
         agent.count_lost(1);
     }
 }
 
-/// Hands this thread's batch over to the reporter now.
-#[inline]
-pub(crate) fn hand_over_thread_batch() {
-    let _ = LOCAL.try_with(|local| {
-        if let Ok(mut local) = local.try_borrow_mut() {
-            local.hand_over();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ring_passes_spans_in_order_and_refuses_when_full() {
+        let ring = Ring::new(4);
+        let mut seen = 0;
+        let span = |name: &'static str| Box::new(crate::event::test_span(name));
+        let mut half = vec![];
+        for name in ["a", "b", "c", "d"] {
+            half.push(ring.push(span(name), &mut seen).expect("room"));
         }
-    });
+        assert_eq!(half, [false, false, true, true], "half full from the third of four on");
+        assert!(ring.push(span("e"), &mut seen).is_err(), "a full ring refuses");
+        let mut out = vec![];
+        assert_eq!(ring.drain(&mut out), 4);
+        assert_eq!(out.iter().map(|s| s.name.to_string()).collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+        assert!(ring.push(span("f"), &mut seen).is_ok(), "room again after the drain");
+        drop(ring); // frees the undrained "f"
+    }
 }

@@ -467,13 +467,8 @@ impl Span {
             event.outcome = Outcome::Failure;
             error::report_panic(&tx, event.id, &event.name);
         }
-        let event_sync = event.sync;
-        // A span whose parent runs on another thread is the root of this thread's share of
-        // the work (a pool task, a spawned closure): when it ends, that work is done, and
-        // whoever waits for it may flush the agent next. Hand the batch over now rather than
-        // when the thread later detaches. Likewise for a span ended outside any context.
+        crate::queue::push_span(&tx.agent, event);
         let outside = with_hot(|h| h.mode() == EMPTY);
-        crate::queue::push_span(&tx.agent, event, !event_sync || outside);
         if !outside {
             // The span's count goes to the thread's bank for its next span; the bank is emptied
             // when the thread leaves the context it is in now.

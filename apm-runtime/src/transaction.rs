@@ -407,10 +407,7 @@ impl Transaction {
             error::report_panic(&r.shared, r.shared.id, &r.shared.name);
         }
         let duration = r.start.ms_until(Stamp::now());
-        // This thread's finished spans go first, so a reader of the queue sees the
-        // transaction's own-thread spans no later than the transaction; and its unused span
-        // slots come back before they are counted.
-        crate::queue::hand_over_thread_batch();
+        // This thread's unused span slots come back before the spans are counted.
         crate::context::with_hot(|h| h.return_span_slots(&r.shared));
         let (spans_started, spans_dropped) = r.shared.span_counts();
         let shared = &r.shared;
