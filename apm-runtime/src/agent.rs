@@ -188,11 +188,8 @@ impl AgentInner {
     /// Counts spans a full ring could not take (or that ended after the agent shut down).
     #[cold]
     pub(crate) fn count_full(&self, n: u64) {
-        let counter = if self.shut_down.load(Ordering::Relaxed) {
-            &self.counters.shutdown
-        } else {
-            &self.counters.queue_full
-        };
+        let counter =
+            if self.shut_down.load(Ordering::Relaxed) { &self.counters.shutdown } else { &self.counters.queue_full };
         counter.fetch_add(n, Ordering::Relaxed);
     }
 

@@ -13,9 +13,11 @@
 //!   (possible only when guards are stored by hand) restore the wrong ids, but never free or touch
 //!   a transaction they do not own a count of.
 //! - The thread also keeps a small *bank* of strong counts of one transaction: a span that ends on
-//!   the thread it started on gives its count back to the bank, and the next span (or
-//!   [`Context::current`]) takes it from there. Spans in a hot loop thus touch no shared cache line;
-//!   the bank is emptied when the thread leaves its last attached context.
+//!   the thread it started on, or a guard that detaches, gives its count back to the bank, and the
+//!   next span, attach or [`Context::current`] takes it from there. Spans in a hot loop, and the
+//!   tasks of one transaction on a pool thread, thus touch no shared cache line. The bank holds
+//!   one transaction at a time (a count of another one replaces it), so a thread keeps at most one
+//!   finished transaction's shared part alive, until its next traced work or its exit.
 //! - A [`Context`] is an `Option` of one `Arc` plus two words: cloning it is one atomic increment,
 //!   never an allocation, and it is `Send + Sync` so it can be captured by closures that rayon or a
 //!   pool runs anywhere.
@@ -100,6 +102,8 @@ pub(crate) struct Hot {
     bank_n: Cell<u32>,
     /// This thread's tag, 0 until first asked for.
     tag: Cell<u64>,
+    /// Whether the queue's thread-local (whose destructor empties the bank) exists yet.
+    exit_hook: Cell<bool>,
     /// Span slots this thread has reserved from `slots_tx` and not used yet. Only ever non-zero
     /// for the current frame's transaction (every frame change gives them back first), which is
     /// what keeps `slots_tx` alive while they are held.
@@ -123,6 +127,7 @@ thread_local! {
             bank_tx: Cell::new(std::ptr::null()),
             bank_n: Cell::new(0),
             tag: Cell::new(0),
+            exit_hook: Cell::new(false),
             slots_tx: Cell::new(std::ptr::null()),
             slots_left: Cell::new(0),
             slots_chunk: Cell::new(1),
@@ -237,17 +242,30 @@ impl Hot {
     pub(crate) fn give_ref(&self, tx: Arc<TxShared>) {
         let p = Arc::as_ptr(&tx);
         let n = self.bank_n.get();
-        if n == 0 {
-            self.bank_tx.set(p);
-        } else if self.bank_tx.get() != p || n >= BANK_MAX {
+        if n >= BANK_MAX {
             return drop(tx);
         }
-        self.bank_n.set(n + 1);
+        if self.bank_tx.get() != p {
+            self.rebank(p);
+        }
+        self.bank_n.set(self.bank_n.get() + 1);
         let _ = Arc::into_raw(tx);
     }
 
+    /// Makes the bank hold counts of `p` from now on, dropping those of another transaction.
+    #[cold]
+    fn rebank(&self, p: *const TxShared) {
+        self.release_bank();
+        self.bank_tx.set(p);
+        if !self.exit_hook.replace(true) {
+            // This thread-local has no destructor: the queue's, which runs at thread exit,
+            // empties the bank, so an exiting thread keeps no transaction alive.
+            crate::queue::register_exit_hook();
+        }
+    }
+
     /// Drops every strong count the bank holds.
-    fn release_bank(&self) {
+    pub(crate) fn release_bank(&self) {
         let n = self.bank_n.replace(0);
         let p = self.bank_tx.get();
         for _ in 0..n {
@@ -402,7 +420,12 @@ impl Context {
     /// ```
     #[inline]
     pub fn attach(&self) -> ContextGuard {
-        ContextGuard::install(self.clone())
+        // The guard's count of the transaction comes from the thread's bank when it has one.
+        let ctx = match &self.active {
+            None => Context { active: None },
+            Some(a) => Context { active: Some(Active { tx: HOT.with(|h| h.clone_ref(&a.tx)), ..*a }) },
+        };
+        ContextGuard::install(ctx)
     }
 
     /// Runs `f` now with this context attached.
@@ -576,14 +599,11 @@ fn restore_frame(previous: Frame) {
     }
     // SAFETY: the frame being replaced owned one strong count of its transaction.
     let replaced = unsafe { Arc::from_raw(replaced.tx) };
-    if leaving {
-        // The thread is done with traced work for now (a pool task or a poll ended): it should
-        // keep no transaction alive.
-        HOT.with(Hot::release_bank);
-        drop(replaced);
-    } else {
-        HOT.with(|h| h.give_ref(replaced));
-    }
+    // Even when leaving (a pool task ended), the count stays in the bank: the pool's next task
+    // is most often of the same transaction. The bank holds one transaction at a time, and is
+    // emptied when the thread exits.
+    let _ = leaving;
+    HOT.with(|h| h.give_ref(replaced));
 }
 
 /// A future with a [`Context`] attached around each poll. Made by [`Context::wrap_future`].
@@ -621,6 +641,30 @@ mod tests {
     fn context_is_send_sync_and_small() {
         assert_send_sync::<Context>();
         assert!(std::mem::size_of::<Context>() <= 4 * std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn an_exiting_thread_keeps_no_count_of_a_transaction() {
+        let agent = crate::Agent::builder().sink(crate::report::MemorySink::new()).build().unwrap();
+        let tx = agent.transaction("t").start();
+        let ctx = tx.context();
+        let counts = |c: &Context| Arc::strong_count(&c.active.as_ref().unwrap().tx);
+        let before = counts(&ctx);
+        let carried = ctx.clone();
+        std::thread::spawn(move || {
+            for _ in 0..3 {
+                let _g = carried.attach();
+                let span = crate::Span::start("s");
+                let _in = span.attach();
+            }
+            // The bank now holds counts of the transaction, for this thread's next task.
+            assert!(HOT.with(|h| h.bank_n.get()) > 0);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(counts(&ctx), before, "the thread's bank was emptied when it exited");
+        drop(ctx);
+        tx.end();
     }
 
     #[test]

@@ -311,18 +311,27 @@ fn write_plain_span(s: &SpanEvent, out: &mut Vec<u8>) {
     out.extend_from_slice(b"}}");
 }
 
-/// Lowercase hex of 8 id bytes, in their order, computed on all 16 digits at once (SWAR): each
-/// nibble is spread into a byte of its own, then `'0'` is added, and `'a' - '0' - 10` more where
-/// the nibble is 10 or over.
+/// The two lowercase hex digits of every byte value.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
+/// Lowercase hex of 8 id bytes, in their order: one table look-up and one two-byte store per
+/// byte.
+#[inline]
 fn hex8(bytes: [u8; 8]) -> [u8; 16] {
-    let mut x = u64::from_be_bytes(bytes) as u128;
-    x = ((x & 0xffff_ffff_0000_0000) << 32) | (x & 0xffff_ffff);
-    x = ((x & 0x0000_0000_ffff_0000_0000_0000_ffff_0000) << 16) | (x & 0x0000_0000_0000_ffff_0000_0000_0000_ffff);
-    x = ((x & 0x0000_ff00_0000_ff00_0000_ff00_0000_ff00) << 8) | (x & 0x0000_00ff_0000_00ff_0000_00ff_0000_00ff);
-    x = ((x & 0x00f0_00f0_00f0_00f0_00f0_00f0_00f0_00f0) << 4) | (x & 0x000f_000f_000f_000f_000f_000f_000f_000f);
-    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
-    let letters = ((x + 6 * ONES) >> 4) & ONES;
-    (x + 0x30 * ONES + letters * (b'a' - b'0' - 10) as u128).to_be_bytes()
+    let mut out = [0u8; 16];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[b as usize]);
+    }
+    out
 }
 
 fn push_hex8(bytes: [u8; 8], out: &mut Vec<u8>) {

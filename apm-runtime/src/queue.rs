@@ -189,6 +189,18 @@ thread_local! {
     static LOCAL: RefCell<Local> = const { RefCell::new(Local { bindings: Vec::new(), free: Vec::new() }) };
 }
 
+impl Drop for Local {
+    fn drop(&mut self) {
+        crate::context::with_hot(crate::context::Hot::release_bank);
+    }
+}
+
+/// Makes sure this thread's queue state exists, so its destructor (which empties the context
+/// bank) runs when the thread exits.
+pub(crate) fn register_exit_hook() {
+    let _ = LOCAL.try_with(|_| ());
+}
+
 impl Local {
     /// The binding for `agent`, moved to the front; a new ring registered with it if needed.
     #[cold]

@@ -468,12 +468,9 @@ impl Span {
             error::report_panic(&tx, event.id, &event.name);
         }
         crate::queue::push_span(&tx.agent, event);
-        let outside = with_hot(|h| h.mode() == EMPTY);
-        if !outside {
-            // The span's count goes to the thread's bank for its next span; the bank is emptied
-            // when the thread leaves the context it is in now.
-            with_hot(|h| h.give_ref(tx));
-        }
+        // The span's count goes to the thread's bank, for its next span.
+        // SAFETY: the calling thread's state, used for this call only.
+        unsafe { &*hot() }.give_ref(tx);
     }
 }
 
