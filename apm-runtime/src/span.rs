@@ -180,29 +180,30 @@ impl<'a> SpanBuilder<'a> {
     #[inline(always)]
     fn record(self, tx: Arc<TxShared>, parent_id: SpanId, sync: bool, thread: u64) -> Span {
         let slot = Box::into_raw(crate::queue::empty_box(&tx.agent)).cast::<SpanEvent>();
+        let id = SpanId::random();
         let start = Stamp::now();
-        let event = SpanEvent {
-            trace_id: tx.trace_id,
-            id: SpanId::random(),
-            parent_id,
-            transaction_id: tx.id,
-            name: self.name,
-            kind: self.kind,
-            subtype: self.subtype,
-            action: self.action,
-            start,
-            end: start,
-            sync,
-            outcome: Outcome::Success,
-            sample_rate: tx.sample_rate,
-            labels: Vec::new(),
-            exit: None,
-            thread,
-        };
-        // SAFETY: `slot` is an allocation for one `SpanEvent` holding nothing to drop; writing
-        // the event in place and taking the box back makes it an ordinary `Box<SpanEvent>`.
+        // Field by field, straight into the box: building the event on the stack first and
+        // then moving it would copy its 216 bytes once more.
+        // SAFETY: `slot` is an allocation for one `SpanEvent` holding nothing to drop; once
+        // every field is written it is an ordinary `Box<SpanEvent>`.
         let event = unsafe {
-            slot.write(event);
+            use std::ptr::addr_of_mut as at;
+            at!((*slot).name).write(self.name);
+            at!((*slot).kind).write(self.kind);
+            at!((*slot).subtype).write(self.subtype);
+            at!((*slot).action).write(self.action);
+            at!((*slot).trace_id).write(tx.trace_id);
+            at!((*slot).id).write(id);
+            at!((*slot).parent_id).write(parent_id);
+            at!((*slot).transaction_id).write(tx.id);
+            at!((*slot).sample_rate).write(tx.sample_rate);
+            at!((*slot).labels).write(Vec::new());
+            at!((*slot).exit).write(None);
+            at!((*slot).sync).write(sync);
+            at!((*slot).outcome).write(Outcome::Success);
+            at!((*slot).thread).write(thread);
+            at!((*slot).start).write(start);
+            at!((*slot).end).write(start);
             Box::from_raw(slot)
         };
         Span::of(State::Recording(tx, event))
