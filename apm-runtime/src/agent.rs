@@ -3,10 +3,13 @@
 //!
 //! # Invariants
 //! - The application never blocks on reporting: [`AgentInner::submit`] is a `try_send` into a
-//!   bounded queue; a full queue drops the event and counts it.
-//! - Every event handed to `submit` ends up in exactly one counter: `queued` (then later `sent`
-//!   or one of the `dropped` reasons past the queue) or `dropped.queue_full` /
-//!   `dropped.shutdown`. Nothing disappears uncounted.
+//!   bounded queue, and a span's end a push into its thread's bounded ring
+//!   ([`crate::queue`]); a full queue or ring drops the event and counts it.
+//! - Every event ends up in exactly one counter: `queued` (then later `sent` or one of the
+//!   `dropped` reasons past the queue) or `dropped.queue_full` / `dropped.shutdown`. Nothing
+//!   disappears uncounted. (A span pushed by another thread in the instant between the agent's
+//!   final drain at shutdown and its reporter's exit is the one exception: it is freed with its
+//!   ring, uncounted.)
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -63,7 +66,7 @@ pub struct Dropped {
     pub shutdown: u64,
     /// The sink gave up after retrying (server unreachable, write failed, shutdown timeout).
     pub send_failed: u64,
-    /// The server refused the batch (a 4xx other than 429).
+    /// The server refused the request (a 4xx other than 429).
     pub rejected: u64,
 }
 

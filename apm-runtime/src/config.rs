@@ -202,7 +202,9 @@ getters! {
     /// ```
     verify_server_cert: bool;
     /// `ELASTIC_APM_MAX_QUEUE_SIZE` (default 2048): events waiting for the reporter; past it, new
-    /// events are dropped and counted rather than blocking the application.
+    /// events are dropped and counted rather than blocking the application. Spans wait in one
+    /// queue per thread (rounded up to a power of two), transactions and errors in one shared
+    /// queue; each holds at most this many.
     ///
     /// ```
     /// assert_eq!(apm_runtime::Config::builder().build().unwrap().max_queue_size(), 2048);

@@ -5,7 +5,7 @@ use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use crate::clock::Stamp;
-use crate::context::{hot, with_hot, Active, Context, ContextGuard, Hot, EMPTY, SAMPLED};
+use crate::context::{hot, with_hot, Active, Context, ContextGuard, Hot, EMPTY, SAMPLED, UNSAMPLED};
 use crate::error;
 use crate::event::{ExitContext, LabelValue, Outcome, SpanEvent};
 use crate::ids::SpanId;
@@ -228,8 +228,8 @@ impl Span {
     pub(crate) fn start_lazy<'a>(builder: impl FnOnce() -> SpanBuilder<'a>) -> Span {
         match with_hot(Hot::mode) {
             EMPTY => Span::of(State::Noop),
-            SAMPLED => builder().start_recording(),
-            _ => Span::of(State::Inherit),
+            UNSAMPLED => Span::of(State::Inherit),
+            _ => builder().start_recording(),
         }
     }
 
