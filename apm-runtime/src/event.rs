@@ -167,7 +167,7 @@ impl Event {
         let _ = match self {
             Event::Transaction(t) => serde_json::to_writer(&mut *out, &Line("transaction", &**t)),
             Event::Span(s) if s.labels.is_empty() && s.exit.is_none() => {
-                write_plain_span(s, out);
+                crate::span_line::write(s, out);
                 Ok(())
             }
             Event::Span(s) => serde_json::to_writer(&mut *out, &Line("span", &**s)),
@@ -257,127 +257,6 @@ impl crate::waterfall::Row {
                 sync: None,
             },
         }
-    }
-}
-
-/// The line of a span without labels or exit context (most spans), written directly: the keys
-/// are constant, the ids are hex, and strings rarely need escaping, so this skips serde's
-/// per-byte escaping of every key and id. The output is the same JSON as the `Serialize` impl
-/// (a unit test compares them).
-fn write_plain_span(s: &SpanEvent, out: &mut Vec<u8>) {
-    // One reservation for the whole line (names are short), so the fixed pieces below are
-    // plain copies.
-    out.reserve(256 + s.name.len() + s.kind.len());
-    out.extend_from_slice(b"{\"span\":{\"id\":\"");
-    push_hex8(s.id.0, out);
-    out.extend_from_slice(b"\",\"trace_id\":\"");
-    push_trace_id(&s.trace_id, out);
-    out.extend_from_slice(b"\",\"parent_id\":\"");
-    push_hex8(s.parent_id.0, out);
-    out.extend_from_slice(b"\",\"transaction_id\":\"");
-    push_hex8(s.transaction_id.0, out);
-    out.extend_from_slice(b"\",\"name\":");
-    push_json_str(truncate(&s.name), out);
-    out.extend_from_slice(b",\"type\":");
-    push_json_str(truncate(&s.kind), out);
-    if let Some(subtype) = &s.subtype {
-        out.extend_from_slice(b",\"subtype\":");
-        push_json_str(truncate(subtype), out);
-    }
-    if let Some(action) = &s.action {
-        out.extend_from_slice(b",\"action\":");
-        push_json_str(truncate(action), out);
-    }
-    out.extend_from_slice(b",\"timestamp\":");
-    out.extend_from_slice(itoa::Buffer::new().format(s.start.epoch_us()).as_bytes());
-    out.extend_from_slice(b",\"duration\":");
-    push_ms(s.start.us_until(s.end), out);
-    out.extend_from_slice(if s.sync { b",\"sync\":true" } else { b",\"sync\":false" });
-    out.extend_from_slice(match s.outcome {
-        Outcome::Success => b",\"outcome\":\"success\"",
-        Outcome::Failure => b",\"outcome\":\"failure\"",
-        Outcome::Unknown => b",\"outcome\":\"unknown\"",
-    });
-    if let Some(rate) = s.sample_rate {
-        out.extend_from_slice(b",\"sample_rate\":");
-        match rate {
-            1.0 => out.extend_from_slice(b"1.0"),
-            // Through serde_json's own float formatter, so it reads as on the serde path.
-            _ => {
-                let _ = serde_json::to_writer(&mut *out, &rate);
-            }
-        }
-    }
-    out.extend_from_slice(b"}}");
-}
-
-/// The two lowercase hex digits of every byte value.
-static HEX_PAIRS: [[u8; 2]; 256] = {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut t = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
-        i += 1;
-    }
-    t
-};
-
-/// Lowercase hex of 8 id bytes, in their order: one table look-up and one two-byte store per
-/// byte.
-#[inline]
-fn hex8(bytes: [u8; 8]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&HEX_PAIRS[b as usize]);
-    }
-    out
-}
-
-fn push_hex8(bytes: [u8; 8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&hex8(bytes));
-}
-
-fn push_trace_id(id: &TraceId, out: &mut Vec<u8>) {
-    let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = id.0;
-    out.extend_from_slice(&hex8([a0, a1, a2, a3, a4, a5, a6, a7]));
-    out.extend_from_slice(&hex8([b0, b1, b2, b3, b4, b5, b6, b7]));
-}
-
-/// `us` microseconds written as milliseconds, exactly as serde_json writes the `f64` `us / 1000`
-/// (shortest round trip: `12.0`, `0.5`, `3.141`): integer part, then the fraction's digits
-/// without trailing zeros. Exact below 2^53 µs (285 years), where a shorter digit string never
-/// rounds to the same `f64`.
-fn push_ms(us: u64, out: &mut Vec<u8>) {
-    if us >= 1 << 53 {
-        let _ = serde_json::to_writer(&mut *out, &(us as f64 / 1_000.0));
-        return;
-    }
-    let (ms, frac) = (us / 1_000, us % 1_000);
-    if ms >= 10_000_000_000_000_000 {
-        // serde_json switches to exponent notation from 1e16 on.
-        let _ = serde_json::to_writer(&mut *out, &(us as f64 / 1_000.0));
-        return;
-    }
-    out.extend_from_slice(itoa::Buffer::new().format(ms).as_bytes());
-    let digits = [b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
-    let len = match frac {
-        0 => 2,
-        f if f % 100 == 0 => 2,
-        f if f % 10 == 0 => 3,
-        _ => 4,
-    };
-    out.extend_from_slice(&digits[..len]);
-}
-
-/// A JSON string: copied as is unless it holds a quote, a backslash or a control character.
-fn push_json_str(s: &str, out: &mut Vec<u8>) {
-    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        let _ = serde_json::to_writer(&mut *out, s);
-    } else {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
     }
 }
 
@@ -775,19 +654,6 @@ mod tests {
             exit: None,
             thread: 1,
         }
-    }
-
-    #[test]
-    fn swar_hex_matches_the_display_of_ids() {
-        let mut edge = vec![[0u8; 8], [0xff; 8], [0x09, 0x0a, 0x90, 0xa0, 0x99, 0xaa, 0x0f, 0xf0]];
-        edge.extend((0..1000).map(|_| SpanId::random().0));
-        for bytes in edge {
-            assert_eq!(std::str::from_utf8(&hex8(bytes)).unwrap(), SpanId(bytes).to_string());
-        }
-        let t = TraceId::random();
-        let mut out = Vec::new();
-        push_trace_id(&t, &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), t.to_string());
     }
 
     #[test]

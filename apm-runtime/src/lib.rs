@@ -45,6 +45,7 @@ mod queue;
 pub mod report;
 mod sanitize;
 mod span;
+mod span_line;
 mod transaction;
 pub mod waterfall;
 
