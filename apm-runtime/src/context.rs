@@ -289,6 +289,7 @@ impl Hot {
     #[inline(never)]
     fn reserve_span_slots(&self, tx: &TxShared, p: *const TxShared) -> bool {
         // Any slots still held belong to the current frame's transaction: `p`'s.
+        debug_assert!(self.slots_left.get() == 0 || std::ptr::eq(self.slots_tx.get(), p));
         let chunk = self.slots_chunk.get();
         let got = tx.reserve_spans(chunk);
         if got == 0 {
@@ -592,18 +593,16 @@ impl Drop for ContextGuard {
 // Out of line: installing a whole frame is the rare case (a task's start, a transaction's).
 #[inline(never)]
 fn restore_frame(previous: Frame) {
-    let leaving = previous.tx.is_null();
-    let replaced = HOT.with(|h| h.swap_frame(previous));
-    if replaced.tx.is_null() {
-        return;
-    }
-    // SAFETY: the frame being replaced owned one strong count of its transaction.
-    let replaced = unsafe { Arc::from_raw(replaced.tx) };
-    // Even when leaving (a pool task ended), the count stays in the bank: the pool's next task
-    // is most often of the same transaction. The bank holds one transaction at a time, and is
-    // emptied when the thread exits.
-    let _ = leaving;
-    HOT.with(|h| h.give_ref(replaced));
+    HOT.with(|h| {
+        let replaced = h.swap_frame(previous);
+        if !replaced.tx.is_null() {
+            // Even when the thread leaves traced work (a pool task ended), the count goes to
+            // the bank: the pool's next task is most often of the same transaction. The bank
+            // holds one transaction at a time, and is emptied when the thread exits.
+            // SAFETY: the frame being replaced owned one strong count of its transaction.
+            h.give_ref(unsafe { Arc::from_raw(replaced.tx) });
+        }
+    });
 }
 
 /// A future with a [`Context`] attached around each poll. Made by [`Context::wrap_future`].
