@@ -14,20 +14,41 @@ use crate::work;
 pub static DELIVERED: AtomicU64 = AtomicU64::new(0);
 
 /// A sink that does what a real one does with each event short of the network: serializes it
-/// as the intake's NDJSON line into a reused buffer, counts it, reports it sent, discards it.
+/// as the intake's NDJSON line into a reused buffer, discards it, and reports what it handled
+/// as sent when the reporter ticks or flushes (as the intake sink does per request, and as
+/// fastrace's reporter is handed batches).
 #[derive(Default)]
 pub struct SerializeSink {
     buf: Vec<u8>,
     bytes: Arc<AtomicU64>,
+    events: u64,
+    written: u64,
+}
+
+impl SerializeSink {
+    fn report(&mut self, ctx: &SinkContext<'_>) {
+        if self.events > 0 {
+            self.bytes.fetch_add(std::mem::take(&mut self.written), Ordering::Relaxed);
+            DELIVERED.fetch_add(self.events, Ordering::Relaxed);
+            ctx.record_sent(std::mem::take(&mut self.events));
+        }
+    }
 }
 
 impl Sink for SerializeSink {
-    fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
+    fn write(&mut self, event: &Event, _ctx: &SinkContext<'_>) {
         self.buf.clear();
         event.write_ndjson(&mut self.buf);
-        self.bytes.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
-        DELIVERED.fetch_add(1, Ordering::Relaxed);
-        ctx.record_sent(1);
+        self.written += self.buf.len() as u64;
+        self.events += 1;
+    }
+
+    fn flush(&mut self, ctx: &SinkContext<'_>, _deadline: std::time::Instant) {
+        self.report(ctx);
+    }
+
+    fn tick(&mut self, ctx: &SinkContext<'_>) {
+        self.report(ctx);
     }
 }
 

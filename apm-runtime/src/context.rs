@@ -85,6 +85,9 @@ pub(crate) const SAMPLED: u8 = 2;
 /// Strong counts of one transaction a thread keeps for reuse, at most.
 const BANK_MAX: u32 = 64;
 
+/// Strong counts an empty bank takes at once.
+const REFILL: u32 = 16;
+
 /// The calling thread's hot state: the current frame, the reference bank and the thread's tag.
 /// Plain `Cell`s in a constant-initialized thread-local without a destructor, so each access is
 /// one offset from the thread pointer, with no lazy-initialization check and no borrow flag.
@@ -224,10 +227,32 @@ impl Hot {
             self.bank_n.set(n - 1);
         } else {
             // SAFETY: the caller guarantees `p` is alive.
-            unsafe { Arc::increment_strong_count(p) };
+            unsafe { self.refill(p) };
         }
         // SAFETY: one strong count of `p` was just set aside for this `Arc`.
         unsafe { Arc::from_raw(p) }
+    }
+
+    /// Takes a new strong count of `p` for the caller and, when the bank is empty, a few more
+    /// for the bank: a thread that hands contexts to other threads (which drop them there) then
+    /// touches the shared count once per [`REFILL`] captures instead of pulling its cache line
+    /// back from the other threads' cores on every one.
+    ///
+    /// # Safety
+    /// As [`Hot::take_ref`].
+    #[cold]
+    unsafe fn refill(&self, p: *const TxShared) {
+        let extra = if self.bank_n.get() == 0 { REFILL - 1 } else { 0 };
+        for _ in 0..=extra {
+            // SAFETY: the caller guarantees `p` is alive.
+            unsafe { Arc::increment_strong_count(p) };
+        }
+        if extra > 0 {
+            if self.bank_tx.get() != p {
+                self.rebank(p);
+            }
+            self.bank_n.set(extra);
+        }
     }
 
     /// A clone of `tx`, taken from the bank when it holds `tx`'s counts.
