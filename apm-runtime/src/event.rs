@@ -635,25 +635,14 @@ mod tests {
     }
 
     fn span_lasting(name: &str, subtype: Option<&str>, sample_rate: Option<f64>, d: std::time::Duration) -> SpanEvent {
-        let start = Stamp::now();
-        SpanEvent {
-            trace_id: TraceId::random(),
-            id: SpanId::random(),
-            parent_id: SpanId::random(),
-            transaction_id: SpanId::random(),
-            name: Cow::Owned(name.to_string()),
-            kind: Cow::Borrowed("app"),
-            subtype: subtype.map(|s| Cow::Owned(s.to_string())),
-            action: Some(Cow::Borrowed("query")),
-            start,
-            end: start.plus(d),
-            sync: false,
-            outcome: Outcome::Failure,
-            sample_rate,
-            labels: Vec::new(),
-            exit: None,
-            thread: 1,
-        }
+        let mut s = test_span(name);
+        s.subtype = subtype.map(|s| Cow::Owned(s.to_string()));
+        s.action = Some(Cow::Borrowed("query"));
+        s.end = s.start.plus(d);
+        s.sync = false;
+        s.outcome = Outcome::Failure;
+        s.sample_rate = sample_rate;
+        s
     }
 
     #[test]

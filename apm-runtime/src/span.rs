@@ -5,7 +5,7 @@ use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use crate::clock::Stamp;
-use crate::context::{hot, with_hot, Active, Context, ContextGuard, Hot, EMPTY, SAMPLED, UNSAMPLED};
+use crate::context::{hot, with_hot, Active, Context, ContextGuard, Hot, EMPTY, UNSAMPLED};
 use crate::error;
 use crate::event::{ExitContext, LabelValue, Outcome, SpanEvent};
 use crate::ids::SpanId;
@@ -131,13 +131,7 @@ impl<'a> SpanBuilder<'a> {
         if self.parent.is_some() {
             return self.start_child();
         }
-        // One byte of the thread's state decides the no-transaction and unsampled paths, which
-        // then touch nothing else.
-        match with_hot(Hot::mode) {
-            EMPTY => Span::of(State::Noop),
-            SAMPLED => self.start_recording(),
-            _ => Span::of(State::Inherit),
-        }
+        Span::start_lazy(|| self)
     }
 
     #[inline(never)]
@@ -223,7 +217,8 @@ impl Span {
     }
 
     /// Starts a span under the current context, calling `builder` only if the span records:
-    /// the no-op paths are decided before any builder exists.
+    /// one byte of the thread's state decides the no-transaction and unsampled paths before any
+    /// builder exists, and they touch nothing else.
     #[inline(always)]
     pub(crate) fn start_lazy<'a>(builder: impl FnOnce() -> SpanBuilder<'a>) -> Span {
         match with_hot(Hot::mode) {
