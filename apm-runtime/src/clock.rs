@@ -30,8 +30,10 @@ impl Stamp {
 
     /// Whole microseconds from `self` to `later` (0 if `later` is earlier).
     pub(crate) fn us_until(&self, later: Stamp) -> u64 {
-        // Through u64: `u128` arithmetic is a software routine, and no span lasts 584 years.
-        later.0.saturating_duration_since(self.0).as_micros() as u64
+        // In u64 (`Duration::as_micros` is `u128` arithmetic, a software routine): no span lasts
+        // 584 000 years.
+        let d = later.0.saturating_duration_since(self.0);
+        d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
     }
 
     /// Milliseconds from `self` to `later`, as the intake's `duration` wants: fractional, to the
