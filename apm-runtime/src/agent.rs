@@ -400,35 +400,54 @@ impl Reporter {
     /// its transaction is then in that thread's ring, so it is written before the transaction.
     fn drain(&mut self, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>, counters: &Counters) {
         let mut events = std::mem::take(&mut self.events);
+        let taken = events.len();
         events.extend(self.rx.try_iter());
         let mut spans = std::mem::take(&mut self.spans);
         let n = self.rings.drain(&mut spans);
         counters.queued.fetch_add(n as u64, Ordering::Relaxed);
-        for span in spans.drain(..) {
-            self.write_and_recycle(Event::Span(span), ctx, quiet);
-        }
+        // Spans first, then what the channel held.
+        events.splice(taken..taken, spans.drain(..).map(Event::Span));
+        self.write_all(&events, ctx, quiet);
         for event in events.drain(..) {
-            self.write_and_recycle(event, ctx, quiet);
+            if let Event::Span(span) = event {
+                self.recycle(span);
+            }
         }
         self.events = events;
         self.spans = spans;
     }
 
-    /// Writes `event`; a span's box is kept and, a batch at a time, sent back to the
-    /// application threads for reuse.
-    fn write_and_recycle(&mut self, event: Event, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>) {
-        self.write(&event, ctx, quiet);
-        if let Event::Span(span) = event {
-            self.recycled.push(emptied(span));
-            if self.recycled.len() >= BATCH {
-                let full = std::mem::replace(&mut self.recycled, Vec::with_capacity(BATCH));
-                let _ = self.spares.try_send(full);
-            }
+    /// Keeps a written span's box and, a batch at a time, sends boxes back to the application
+    /// threads for reuse.
+    fn recycle(&mut self, span: Box<crate::event::SpanEvent>) {
+        self.recycled.push(emptied(span));
+        if self.recycled.len() >= BATCH {
+            let full = std::mem::replace(&mut self.recycled, Vec::with_capacity(BATCH));
+            let _ = self.spares.try_send(full);
         }
     }
 
-    fn write(&mut self, event: &Event, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>) {
-        self.each_sink(ctx, quiet, |sink, c| sink.write(event, c));
+    /// Hands `events`, in order, to every sink: the first with the counting context. One
+    /// unwinding guard per sink and drain, not per event; a sink that panics loses the event it
+    /// was handling (counted as a failed send) and gets the rest.
+    fn write_all(&mut self, events: &[Event], ctx: &SinkContext<'_>, quiet: &SinkContext<'_>) {
+        for (i, sink) in self.sinks.iter_mut().enumerate() {
+            let c = if i == 0 { ctx } else { quiet };
+            let mut next = 0;
+            while next < events.len() {
+                let run = std::panic::AssertUnwindSafe(|| {
+                    while let Some(event) = events.get(next) {
+                        sink.write(event, c);
+                        next += 1;
+                    }
+                });
+                if std::panic::catch_unwind(run).is_err() {
+                    eprintln!("[apm] a sink panicked; the event it was handling is counted as dropped");
+                    c.record_dropped(DropReason::SendFailed, 1);
+                    next += 1;
+                }
+            }
+        }
     }
 
     /// Calls `f` on every sink: the first with the counting context. A sink that panics loses
