@@ -23,17 +23,28 @@ impl Stamp {
         Stamp(minstant::Instant::now())
     }
 
-    /// Epoch microseconds, as the intake's `timestamp` wants.
-    pub(crate) fn epoch_us(&self) -> u64 {
-        self.0.as_unix_nanos(anchor()) / 1_000
+    /// Epoch nanoseconds.
+    #[inline]
+    pub(crate) fn epoch_ns(&self) -> u64 {
+        self.0.as_unix_nanos(anchor())
     }
 
-    /// Whole microseconds from `self` to `later` (0 if `later` is earlier).
+    /// Epoch microseconds, as the intake's `timestamp` wants.
+    pub(crate) fn epoch_us(&self) -> u64 {
+        self.epoch_ns() / 1_000
+    }
+
+    /// Whole microseconds from `self` to `later` (0 if `later` is earlier), from both stamps'
+    /// epoch nanoseconds: a writer that needs the start's timestamp anyway converts only one more
+    /// stamp (see [`Stamp::us_from`]).
     pub(crate) fn us_until(&self, later: Stamp) -> u64 {
-        // In u64 (`Duration::as_micros` is `u128` arithmetic, a software routine): no span lasts
-        // 584 000 years.
-        let d = later.0.saturating_duration_since(self.0);
-        d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
+        later.us_from(self.epoch_ns())
+    }
+
+    /// Whole microseconds from the epoch nanoseconds `start_ns` to `self` (0 if earlier).
+    #[inline]
+    pub(crate) fn us_from(&self, start_ns: u64) -> u64 {
+        self.epoch_ns().saturating_sub(start_ns) / 1_000
     }
 
     /// Milliseconds from `self` to `later`, as the intake's `duration` wants: fractional, to the

@@ -88,10 +88,11 @@ pub(crate) fn write(s: &SpanEvent, out: &mut Vec<u8>) {
         c.put(b",\"action\":");
         put_json_str(truncate(action), &mut c);
     }
+    let start_ns = s.start.epoch_ns();
     c.put(b",\"timestamp\":");
-    c.put(itoa::Buffer::new().format(s.start.epoch_us()).as_bytes());
+    c.put(itoa::Buffer::new().format(start_ns / 1_000).as_bytes());
     c.put(b",\"duration\":");
-    put_ms(s.start.us_until(s.end), &mut c);
+    put_ms(s.end.us_from(start_ns), &mut c);
     c.put(if s.sync { b",\"sync\":true" } else { b",\"sync\":false" });
     c.put(match s.outcome {
         Outcome::Success => b",\"outcome\":\"success\"",
