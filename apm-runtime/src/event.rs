@@ -103,11 +103,17 @@ impl Serialize for Tags<'_> {
 }
 
 /// The intake refuses keyword fields over 1024 characters; cut at a char boundary.
+#[inline]
 pub(crate) fn truncate(s: &str) -> &str {
     // No string of at most 1024 bytes has more than 1024 characters.
     if s.len() <= 1024 {
         return s;
     }
+    truncate_long(s)
+}
+
+#[inline(never)]
+fn truncate_long(s: &str) -> &str {
     match s.char_indices().nth(1024) {
         Some((i, _)) => &s[..i],
         None => s,

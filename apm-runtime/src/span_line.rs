@@ -14,11 +14,13 @@ use crate::ids::TraceId;
 
 /// The longest line `write` can produce for `s`: the fixed text, the widest numbers, and every
 /// string escaped at six bytes per byte (`\u00XX`), which no escape exceeds.
+#[inline]
 fn max_len(s: &SpanEvent) -> usize {
     const FIXED: usize = 512; // keys, punctuation, hex ids (64), u64 timestamp (20), duration
                               // (20 + 4), sample rate (at most 24), sync/outcome words
     let strings = [Some(&s.name), Some(&s.kind), s.subtype.as_ref(), s.action.as_ref()];
-    FIXED + strings.iter().flatten().map(|v| 6 * truncate(v).len() + 2).sum::<usize>()
+    // Untruncated lengths: truncating only shortens.
+    FIXED + strings.iter().flatten().map(|v| 6 * v.len() + 2).sum::<usize>()
 }
 
 /// Writes into spare capacity of a `Vec` that was reserved for everything written.
@@ -157,10 +159,16 @@ fn put_ms(us: u64, c: &mut Cursor<'_>) {
 
 /// A float through serde_json's own formatter (so it reads as on the serde path), via a stack
 /// buffer: its longest output is 24 bytes.
+#[inline]
 fn put_f64(v: f64, c: &mut Cursor<'_>) {
     if v == 1.0 {
         return c.put(b"1.0");
     }
+    put_f64_slow(v, c);
+}
+
+#[inline(never)]
+fn put_f64_slow(v: f64, c: &mut Cursor<'_>) {
     let mut buf = [0u8; 32];
     let mut w = &mut buf[..];
     let _ = serde_json::to_writer(&mut w, &v);
