@@ -344,6 +344,7 @@ impl Hot {
         }
     }
 
+    #[inline(always)]
     fn swap_frame(&self, f: Frame) -> Frame {
         self.return_frame_slots();
         Frame {
@@ -580,7 +581,9 @@ enum Restore {
 impl ContextGuard {
     #[inline(never)]
     pub(crate) fn install(ctx: Context) -> ContextGuard {
-        let previous = HOT.with(|h| h.swap_frame(Frame::from_context(ctx)));
+        let frame = Frame::from_context(ctx);
+        // SAFETY: the calling thread's state, used for this call only.
+        let previous = unsafe { &*hot() }.swap_frame(frame);
         ContextGuard { restore: Restore::Frame(previous), _not_send: PhantomData }
     }
 
