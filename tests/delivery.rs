@@ -106,6 +106,52 @@ fn a_full_ring_drops_and_counts_exactly() {
 }
 
 #[test]
+fn many_threads_wrapping_small_rings_under_concurrent_flushes_lose_and_duplicate_nothing() {
+    // Rings of 64 slots, 6 threads ending 3000 spans each (pausing now and then) while the main
+    // thread flushes over and over: every ring wraps many times, and spans find it full. Each
+    // span must arrive once, intact, or be counted as dropped.
+    const THREADS: usize = 6;
+    const SPANS: usize = 3_000;
+    let (agent, sink) = memory_agent(|c| c.max_queue_size(64usize).transaction_max_spans(100_000u32));
+    let tx = agent.transaction("stress").start();
+    let ctx = tx.context();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (ctx, done) = (&ctx, &done);
+            s.spawn(move || {
+                let _attached = ctx.attach();
+                for i in 0..SPANS {
+                    let mut span = Span::start("stress");
+                    span.set_label("at", (t * SPANS + i) as u64);
+                    if i % 32 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        while done.load(std::sync::atomic::Ordering::SeqCst) < THREADS {
+            assert!(agent.flush(Duration::from_secs(10)));
+        }
+    });
+    tx.end();
+    flush(&agent);
+    let stats = agent.stats();
+    let spans = sink.spans();
+    let mut seen: Vec<u64> = spans.iter().map(|s| s["context"]["tags"]["at"].as_f64().unwrap() as u64).collect();
+    seen.sort_unstable();
+    let before = seen.len();
+    seen.dedup();
+    assert_eq!(seen.len(), before, "no span delivered twice");
+    assert!(seen.iter().all(|&at| at < (THREADS * SPANS) as u64), "no span corrupted");
+    assert!(spans.len() > 6 * 64, "the rings wrapped: {} delivered", spans.len());
+    assert_eq!(spans.len() as u64 + stats.dropped.queue_full, (THREADS * SPANS) as u64, "{stats:?}");
+    assert_eq!(stats.queued, spans.len() as u64 + 1, "every queued span (and the transaction) delivered");
+    assert_eq!(stats.sent, stats.queued);
+}
+
+#[test]
 fn batches_of_two_agents_on_one_thread_stay_apart() {
     let (a, sink_a) = memory_agent(|c| c);
     let (b, sink_b) = memory_agent(|c| c);
