@@ -413,6 +413,12 @@ impl Reporter {
                 self.recycle(span);
             }
         }
+        // The partial batch too: every box written in this drain is back before the threads
+        // need it for the next burst of spans, so they seldom allocate one.
+        if !self.recycled.is_empty() {
+            let partial = std::mem::replace(&mut self.recycled, Vec::with_capacity(BATCH));
+            let _ = self.spares.try_send(partial);
+        }
         self.events = events;
         self.spans = spans;
     }
