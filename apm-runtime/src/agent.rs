@@ -23,7 +23,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 use crate::config::{Config, ConfigError};
 use crate::event::Event;
 use crate::metadata::Metadata;
-use crate::queue::{emptied, EmptyBoxes, Rings, SpanBoxes, BATCH};
+use crate::queue::{emptied, EmptyBoxes, Rings, BATCH};
 use crate::report::{Sink, SinkContext};
 use crate::transaction::TransactionBuilder;
 
@@ -310,8 +310,8 @@ impl AgentBuilder {
                 woken: woken.clone(),
                 sinks,
                 recycled: Vec::with_capacity(BATCH),
+                batch: Vec::new(),
                 events: Vec::new(),
-                spans: Vec::new(),
             };
             let counters = counters.clone();
             std::thread::Builder::new()
@@ -349,9 +349,9 @@ struct Reporter {
     sinks: Vec<Box<dyn Sink>>,
     /// Written span boxes collected to go back to the application threads.
     recycled: EmptyBoxes,
-    /// Reused buffers for one drain.
+    /// Reused buffers for one drain: what it writes, and what the channel held.
+    batch: Vec<Event>,
     events: Vec<Event>,
-    spans: SpanBoxes,
 }
 
 /// How often the reporter drains the queue when nobody asks it to.
@@ -399,16 +399,14 @@ impl Reporter {
     /// errors are taken first and written last: every span a thread ended before it submitted
     /// its transaction is then in that thread's ring, so it is written before the transaction.
     fn drain(&mut self, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>, counters: &Counters) {
-        let mut events = std::mem::take(&mut self.events);
-        let taken = events.len();
-        events.extend(self.rx.try_iter());
-        let mut spans = std::mem::take(&mut self.spans);
-        let n = self.rings.drain(&mut spans);
+        self.events.extend(self.rx.try_iter());
+        let mut batch = std::mem::take(&mut self.batch);
+        let n = self.rings.drain(&mut batch);
         counters.queued.fetch_add(n as u64, Ordering::Relaxed);
         // Spans first, then what the channel held.
-        events.splice(taken..taken, spans.drain(..).map(Event::Span));
-        self.write_all(&events, ctx, quiet);
-        for event in events.drain(..) {
+        batch.append(&mut self.events);
+        self.write_all(&batch, ctx, quiet);
+        for event in batch.drain(..) {
             if let Event::Span(span) = event {
                 self.recycle(span);
             }
@@ -419,8 +417,7 @@ impl Reporter {
             let partial = std::mem::replace(&mut self.recycled, Vec::with_capacity(BATCH));
             let _ = self.spares.try_send(partial);
         }
-        self.events = events;
-        self.spans = spans;
+        self.batch = batch;
     }
 
     /// Keeps a written span's box and, a batch at a time, sends boxes back to the application

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::agent::AgentInner;
-use crate::event::SpanEvent;
+use crate::event::{Event, SpanEvent};
 
 /// Empty boxes travel back to the application threads this many at a time.
 pub(crate) const BATCH: usize = 64;
@@ -38,12 +38,6 @@ pub(crate) type EmptyBox = Box<MaybeUninit<SpanEvent>>;
 
 /// Empty span boxes, on their way back from the reporter or kept by a thread for reuse.
 pub(crate) type EmptyBoxes = Vec<EmptyBox>;
-
-/// Finished spans, each in the box it was recorded in: a span is built once and then only its
-/// pointer moves (clippy's `vec_box` assumes the elements could live inline; here that would
-/// mean copying every 200-byte event again).
-#[allow(clippy::vec_box)]
-pub(crate) type SpanBoxes = Vec<Box<SpanEvent>>;
 
 /// Drops the event in `span`, keeping its allocation (the reporter does this once it has written
 /// the event, so that the application thread never pays for the drop).
@@ -107,7 +101,7 @@ impl Ring {
     }
 
     /// Consumer: takes every span published so far.
-    fn drain(&self, out: &mut SpanBoxes) -> usize {
+    fn drain(&self, out: &mut Vec<Event>) -> usize {
         let h = self.head.0.load(Ordering::Relaxed);
         let t = self.tail.0.load(Ordering::Acquire);
         for i in h..t {
@@ -115,7 +109,7 @@ impl Ring {
             // SAFETY: slots in `head..tail` hold pointers from `Box::into_raw` that the producer
             // published (release of `tail`, acquired above) and will not touch again until
             // `head` passes them.
-            out.push(unsafe { Box::from_raw(p) });
+            out.push(Event::Span(unsafe { Box::from_raw(p) }));
         }
         self.head.0.store(t, Ordering::Release);
         t - h
@@ -146,7 +140,7 @@ impl Rings {
 
     /// Consumer: takes every published span of every ring, and forgets the rings whose thread
     /// is gone once they are empty. Returns how many spans it took.
-    pub(crate) fn drain(&self, out: &mut SpanBoxes) -> usize {
+    pub(crate) fn drain(&self, out: &mut Vec<Event>) -> usize {
         let mut rings = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut n = 0;
         rings.retain(|ring| {
@@ -218,9 +212,6 @@ impl Local {
     }
 }
 
-/// Span boxes a thread keeps for reuse, at most.
-const FREE_BOXES: usize = 4 * BATCH;
-
 /// An empty box for a new span: one the reporter sent back to this thread (or to `agent`'s
 /// return channel), or a new allocation.
 #[inline(always)]
@@ -236,10 +227,8 @@ pub(crate) fn empty_box(agent: &AgentInner) -> EmptyBox {
 fn refill_and_take(agent: &AgentInner) -> EmptyBox {
     let reused = LOCAL.try_with(|local| {
         let mut local = local.try_borrow_mut().ok()?;
-        let mut returned = agent.returned_boxes()?;
-        if local.free.len() < FREE_BOXES {
-            local.free.append(&mut returned);
-        }
+        // Only called with the free list empty: the returned batch becomes it.
+        local.free = agent.returned_boxes()?;
         local.free.pop()
     });
     match reused {
@@ -291,7 +280,14 @@ mod tests {
         assert!(ring.push(span("e"), &mut seen).is_err(), "a full ring refuses");
         let mut out = vec![];
         assert_eq!(ring.drain(&mut out), 4);
-        assert_eq!(out.iter().map(|s| s.name.to_string()).collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+        let names: Vec<_> = out
+            .iter()
+            .map(|e| match e {
+                Event::Span(s) => s.name.to_string(),
+                _ => unreachable!("rings hold spans"),
+            })
+            .collect();
+        assert_eq!(names, ["a", "b", "c", "d"]);
         assert!(ring.push(span("f"), &mut seen).is_ok(), "room again after the drain");
         drop(ring); // frees the undrained "f"
     }

@@ -10,7 +10,7 @@
 //! `Vec` growth path were a third of the writer's instructions.
 
 use crate::event::{truncate, Outcome, SpanEvent};
-use crate::ids::TraceId;
+use crate::ids::{TraceId, HEX_PAIRS};
 
 /// The longest line `write` can produce for `s`: the fixed text, the widest numbers, and every
 /// string escaped at six bytes per byte (`\u00XX`), which no escape exceeds.
@@ -107,18 +107,6 @@ pub(crate) fn write(s: &SpanEvent, out: &mut Vec<u8>) {
     }
     c.put(b"}}");
 }
-
-/// The two lowercase hex digits of every byte value.
-static HEX_PAIRS: [[u8; 2]; 256] = {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut t = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
-        i += 1;
-    }
-    t
-};
 
 /// Lowercase hex of 8 id bytes, in their order: one table look-up and one two-byte store per
 /// byte.
