@@ -191,3 +191,31 @@ fn a_panicking_sink_loses_one_event_not_the_reporter() {
     let stats = agent.stats();
     assert_eq!((stats.sent, stats.dropped.send_failed), (2, 1));
 }
+
+#[test]
+fn one_thread_ending_spans_of_more_agents_than_it_keeps_rings_for_delivers_each_to_its_own() {
+    // A thread keeps rings for 4 agents at most and caches the last one used: alternating over
+    // six forces both the cache switch and the eviction of rings on every round.
+    let agents: Vec<_> = (0..6).map(|_| memory_agent(|c| c.transaction_max_spans(10_000u32))).collect();
+    let txs: Vec<_> = agents.iter().map(|(a, _)| a.transaction("many agents").start()).collect();
+    for round in 0..50 {
+        for (i, tx) in txs.iter().enumerate() {
+            let _in_tx = tx.attach();
+            let mut span = Span::start("s");
+            span.set_label("agent", i as i64);
+            span.set_label("round", round as i64);
+        }
+    }
+    for tx in txs {
+        tx.end();
+    }
+    for (i, (agent, sink)) in agents.iter().enumerate() {
+        flush(agent);
+        let spans = sink.spans();
+        assert_eq!(spans.len(), 50, "agent {i} got every span of its own");
+        for s in &spans {
+            assert_eq!(s["context"]["tags"]["agent"], i as f64, "agent {i} got only its own spans: {s}");
+        }
+        assert_eq!(agent.stats().dropped.total(), 0);
+    }
+}

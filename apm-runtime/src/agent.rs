@@ -23,7 +23,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 use crate::config::{Config, ConfigError};
 use crate::event::Event;
 use crate::metadata::Metadata;
-use crate::queue::{emptied, EmptyBoxes, Rings, BATCH};
+use crate::queue::{emptied, Rings, Spares, BATCH};
 use crate::report::{Sink, SinkContext};
 use crate::transaction::TransactionBuilder;
 
@@ -155,7 +155,7 @@ pub(crate) struct AgentInner {
     /// Every thread's ring of finished spans, drained by the reporter.
     pub(crate) rings: Arc<Rings>,
     /// Emptied span boxes coming back from the reporter, for reuse.
-    spares: Receiver<EmptyBoxes>,
+    spares: Receiver<Spares>,
     control: Sender<Control>,
     /// Set once a `Wake` is on its way, so a filling queue sends one, not one per event.
     woken: Arc<AtomicBool>,
@@ -205,7 +205,7 @@ impl AgentInner {
     }
 
     /// Written span boxes the reporter sent back, if any are waiting.
-    pub(crate) fn returned_boxes(&self) -> Option<EmptyBoxes> {
+    pub(crate) fn returned_boxes(&self) -> Option<Spares> {
         self.spares.try_recv().ok()
     }
 }
@@ -309,7 +309,7 @@ impl AgentBuilder {
                 spares: spares_tx,
                 woken: woken.clone(),
                 sinks,
-                recycled: Vec::with_capacity(BATCH),
+                recycled: Spares::new(),
                 batch: Vec::new(),
                 events: Vec::new(),
             };
@@ -344,11 +344,11 @@ struct Reporter {
     rx: Receiver<Event>,
     rings: Arc<Rings>,
     control: Receiver<Control>,
-    spares: Sender<EmptyBoxes>,
+    spares: Sender<Spares>,
     woken: Arc<AtomicBool>,
     sinks: Vec<Box<dyn Sink>>,
     /// Written span boxes collected to go back to the application threads.
-    recycled: EmptyBoxes,
+    recycled: Spares,
     /// Reused buffers for one drain: what it writes, and what the channel held.
     batch: Vec<Event>,
     events: Vec<Event>,
@@ -413,8 +413,8 @@ impl Reporter {
         }
         // The partial batch too: every box written in this drain is back before the threads
         // need it for the next burst of spans, so they seldom allocate one.
-        if !self.recycled.is_empty() {
-            let partial = std::mem::replace(&mut self.recycled, Vec::with_capacity(BATCH));
+        if self.recycled.len() > 0 {
+            let partial = std::mem::replace(&mut self.recycled, Spares::new());
             let _ = self.spares.try_send(partial);
         }
         self.batch = batch;
@@ -425,7 +425,7 @@ impl Reporter {
     fn recycle(&mut self, span: Box<crate::event::SpanEvent>) {
         self.recycled.push(emptied(span));
         if self.recycled.len() >= BATCH {
-            let full = std::mem::replace(&mut self.recycled, Vec::with_capacity(BATCH));
+            let full = std::mem::replace(&mut self.recycled, Spares::new());
             let _ = self.spares.try_send(full);
         }
     }

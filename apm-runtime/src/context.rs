@@ -105,8 +105,8 @@ pub(crate) struct Hot {
     bank_n: Cell<u32>,
     /// This thread's tag, 0 until first asked for.
     tag: Cell<u64>,
-    /// Whether the queue's thread-local (whose destructor empties the bank) exists yet.
-    exit_hook: Cell<bool>,
+    /// The finished-span queue's per-thread state (see [`crate::queue::HotQueue`]).
+    pub(crate) queue: crate::queue::HotQueue,
     /// Span slots this thread has reserved from `slots_tx` and not used yet. Only ever non-zero
     /// for the current frame's transaction (every frame change gives them back first), which is
     /// what keeps `slots_tx` alive while they are held.
@@ -130,7 +130,7 @@ thread_local! {
             bank_tx: Cell::new(std::ptr::null()),
             bank_n: Cell::new(0),
             tag: Cell::new(0),
-            exit_hook: Cell::new(false),
+            queue: crate::queue::HotQueue::new(),
             slots_tx: Cell::new(std::ptr::null()),
             slots_left: Cell::new(0),
             slots_chunk: Cell::new(1),
@@ -282,11 +282,9 @@ impl Hot {
     fn rebank(&self, p: *const TxShared) {
         self.release_bank();
         self.bank_tx.set(p);
-        if !self.exit_hook.replace(true) {
-            // This thread-local has no destructor: the queue's, which runs at thread exit,
-            // empties the bank, so an exiting thread keeps no transaction alive.
-            crate::queue::register_exit_hook();
-        }
+        // This thread-local has no destructor: the queue's, which runs at thread exit, empties
+        // the bank, so an exiting thread keeps no transaction alive.
+        crate::queue::register_exit_hook();
     }
 
     /// Drops every strong count the bank holds.

@@ -21,12 +21,13 @@
 //!   or `queue_full` / `shutdown` by the producer when it cannot be put in one.
 //! - Pushing never blocks: a full ring drops the span and counts it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::agent::AgentInner;
+use crate::context::{with_hot, Hot};
 use crate::event::{Event, SpanEvent};
 
 /// Empty boxes travel back to the application threads this many at a time.
@@ -35,9 +36,6 @@ pub(crate) const BATCH: usize = 64;
 /// A span box whose event the reporter has written and dropped: a new span is written into it
 /// in place, with nothing old to drop on the application thread.
 pub(crate) type EmptyBox = Box<MaybeUninit<SpanEvent>>;
-
-/// Empty span boxes, on their way back from the reporter or kept by a thread for reuse.
-pub(crate) type EmptyBoxes = Vec<EmptyBox>;
 
 /// Drops the event in `span`, keeping its allocation (the reporter does this once it has written
 /// the event, so that the application thread never pays for the drop).
@@ -48,6 +46,68 @@ pub(crate) fn emptied(span: Box<SpanEvent>) -> EmptyBox {
     unsafe {
         std::ptr::drop_in_place(raw);
         Box::from_raw(raw.cast::<MaybeUninit<SpanEvent>>())
+    }
+}
+
+/// The first word of an empty box on a [`Spares`] chain: the next box.
+struct Link {
+    next: *mut Link,
+}
+
+/// Empty span boxes linked through their own first word: the reporter links them as it empties
+/// them, and a thread takes a whole chain at once, so taking a box for a span is two loads and a
+/// store, with no vector, bounds or borrow flag on the way.
+///
+/// # Invariants
+/// Every link is the start of an `EmptyBox`'s allocation, owned by the chain.
+pub(crate) struct Spares {
+    head: *mut Link,
+    len: usize,
+}
+
+// SAFETY: the chain owns its boxes, which hold nothing thread-bound (they are empty).
+unsafe impl Send for Spares {}
+
+impl Spares {
+    pub(crate) const fn new() -> Spares {
+        Spares { head: std::ptr::null_mut(), len: 0 }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn push(&mut self, b: EmptyBox) {
+        const { assert!(std::mem::size_of::<SpanEvent>() >= std::mem::size_of::<Link>()) };
+        let link = Box::into_raw(b).cast::<Link>();
+        // SAFETY: the box is at least a `Link` large and aligned (asserted above; `SpanEvent`
+        // holds pointers), and holds nothing to drop.
+        unsafe { link.write(Link { next: self.head }) };
+        self.head = link;
+        self.len += 1;
+    }
+
+    /// Gives the chain's head away, leaving the chain empty.
+    fn into_head(mut self) -> *mut Link {
+        self.len = 0;
+        std::mem::replace(&mut self.head, std::ptr::null_mut())
+    }
+}
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        free_chain(std::mem::replace(&mut self.head, std::ptr::null_mut()));
+    }
+}
+
+fn free_chain(mut p: *mut Link) {
+    while !p.is_null() {
+        // SAFETY: `p` is the start of an `EmptyBox` owned by the chain being freed.
+        unsafe {
+            let next = (*p).next;
+            drop(Box::from_raw(p.cast::<MaybeUninit<SpanEvent>>()));
+            p = next;
+        }
     }
 }
 
@@ -157,7 +217,6 @@ impl Rings {
 struct Binding {
     agent: Arc<AgentInner>,
     ring: Arc<Ring>,
-    seen_head: usize,
 }
 
 impl Drop for Binding {
@@ -170,96 +229,153 @@ impl Drop for Binding {
 /// and forgotten by their reporters).
 const BINDINGS: usize = 4;
 
+/// The part of a thread's queue state that every span touches, kept in the thread's
+/// [`Hot`](crate::context::Hot) state: one offset from the thread pointer, with no lazy
+/// registration and no borrow flag (which `LOCAL` has, being a `RefCell` with a destructor).
+///
+/// # Invariants
+/// - `agent` and `ring` are null or those of `LOCAL`'s front binding, which keeps both alive:
+///   bindings are let go only in [`Local::bind`], which caches the new front one, and in
+///   `Local`'s drop, which clears the cache first.
+/// - `free` is a chain of empty boxes this thread owns; `Local`'s drop frees it, and a thread
+///   without `LOCAL` (being torn down) never keeps one.
+pub(crate) struct HotQueue {
+    agent: Cell<*const AgentInner>,
+    ring: Cell<*const Ring>,
+    /// The producer's last view of the cached ring's `head`.
+    seen_head: Cell<usize>,
+    free: Cell<*mut Link>,
+}
+
+impl HotQueue {
+    pub(crate) const fn new() -> HotQueue {
+        HotQueue {
+            agent: Cell::new(std::ptr::null()),
+            ring: Cell::new(std::ptr::null()),
+            seen_head: Cell::new(0),
+            free: Cell::new(std::ptr::null_mut()),
+        }
+    }
+}
+
 struct Local {
     /// The thread's rings, the most recently used first (almost always just one).
     bindings: Vec<Binding>,
-    /// Span boxes the reporter has written and sent back: a new span is written into one
-    /// instead of allocating (the reporter frees nothing, so the allocator's per-thread caches
-    /// would otherwise never refill and every span would take malloc's slow path).
-    free: EmptyBoxes,
 }
 
 thread_local! {
-    static LOCAL: RefCell<Local> = const { RefCell::new(Local { bindings: Vec::new(), free: Vec::new() }) };
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local { bindings: Vec::new() }) };
 }
 
 impl Drop for Local {
     fn drop(&mut self) {
-        crate::context::with_hot(crate::context::Hot::release_bank);
+        with_hot(|h| {
+            let q = &h.queue;
+            q.agent.set(std::ptr::null());
+            q.ring.set(std::ptr::null());
+            free_chain(q.free.replace(std::ptr::null_mut()));
+            h.release_bank();
+        });
     }
 }
 
 /// Makes sure this thread's queue state exists, so its destructor (which empties the context
-/// bank) runs when the thread exits.
-pub(crate) fn register_exit_hook() {
-    let _ = LOCAL.try_with(|_| ());
+/// bank and frees the thread's spare boxes) runs when the thread exits. `false` once it is gone.
+pub(crate) fn register_exit_hook() -> bool {
+    LOCAL.try_with(|_| ()).is_ok()
 }
 
 impl Local {
-    /// The binding for `agent`, moved to the front; a new ring registered with it if needed.
+    /// The binding for `agent`, moved to the front (a new ring registered with it if needed),
+    /// and cached in `q`.
     #[cold]
-    fn bind(&mut self, agent: &Arc<AgentInner>) -> &mut Binding {
+    fn bind(&mut self, agent: &Arc<AgentInner>, q: &HotQueue) {
         match self.bindings.iter().position(|b| Arc::ptr_eq(&b.agent, agent)) {
             Some(i) => self.bindings[..=i].rotate_right(1),
             None => {
                 let ring = Arc::new(Ring::new(agent.config.max_queue_size));
                 agent.rings.register(ring.clone());
-                self.bindings.insert(0, Binding { agent: agent.clone(), ring, seen_head: 0 });
+                self.bindings.insert(0, Binding { agent: agent.clone(), ring });
                 self.bindings.truncate(BINDINGS);
             }
         }
-        &mut self.bindings[0]
+        let front = &self.bindings[0];
+        q.agent.set(Arc::as_ptr(&front.agent));
+        q.ring.set(Arc::as_ptr(&front.ring));
+        // Stale for this ring: the next push reads the real `head`.
+        q.seen_head.set(0);
     }
 }
 
-/// An empty box for a new span: one the reporter sent back to this thread (or to `agent`'s
-/// return channel), or a new allocation.
+/// An empty box for a new span: the next of this thread's spare chain, else a chain the
+/// reporter sent back to `agent`, else a new allocation.
 #[inline(always)]
-pub(crate) fn empty_box(agent: &AgentInner) -> EmptyBox {
-    let kept = LOCAL.try_with(|local| local.try_borrow_mut().ok().and_then(|mut l| l.free.pop()));
-    match kept {
-        Ok(Some(b)) => b,
-        _ => refill_and_take(agent),
+pub(crate) fn empty_box(h: &Hot, agent: &AgentInner) -> EmptyBox {
+    let link = h.queue.free.get();
+    if link.is_null() {
+        return refill_and_take(h, agent);
+    }
+    // SAFETY: `link` heads this thread's chain (see `HotQueue`), so it is an empty box's start.
+    unsafe {
+        h.queue.free.set((*link).next);
+        Box::from_raw(link.cast::<MaybeUninit<SpanEvent>>())
     }
 }
 
 #[inline(never)]
-fn refill_and_take(agent: &AgentInner) -> EmptyBox {
-    let reused = LOCAL.try_with(|local| {
-        let mut local = local.try_borrow_mut().ok()?;
-        // Only called with the free list empty: the returned batch becomes it.
-        local.free = agent.returned_boxes()?;
-        local.free.pop()
-    });
-    match reused {
-        Ok(Some(b)) => b,
-        _ => Box::new(MaybeUninit::uninit()),
+fn refill_and_take(h: &Hot, agent: &AgentInner) -> EmptyBox {
+    // A thread whose `LOCAL` is gone could not free a chain at its exit: it takes none.
+    if let Some(chain) = agent.returned_boxes().filter(|_| register_exit_hook()) {
+        h.queue.free.set(chain.into_head());
+        let link = h.queue.free.get();
+        if !link.is_null() {
+            // SAFETY: as in `empty_box`.
+            unsafe {
+                h.queue.free.set((*link).next);
+                return Box::from_raw(link.cast::<MaybeUninit<SpanEvent>>());
+            }
+        }
     }
+    Box::new(MaybeUninit::uninit())
 }
 
 /// Hands a finished span to `agent`'s reporter through this thread's ring; drops and counts it
 /// when the ring is full or the agent has shut down.
-#[inline]
-pub(crate) fn push_span(agent: &Arc<AgentInner>, span: Box<SpanEvent>) {
-    let pushed = LOCAL.try_with(|local| {
-        let mut local = local.borrow_mut();
-        let binding = match local.bindings.first_mut() {
-            Some(b) if Arc::ptr_eq(&b.agent, agent) => b,
-            _ => local.bind(agent),
-        };
-        match binding.ring.push(span, &mut binding.seen_head) {
-            Ok(false) => {}
-            Ok(true) => agent.wake(),
-            Err(span) => {
-                drop(span);
-                agent.count_full(1);
-            }
+#[inline(always)]
+pub(crate) fn push_span(h: &Hot, agent: &Arc<AgentInner>, span: Box<SpanEvent>) {
+    let q = &h.queue;
+    if q.agent.get() != Arc::as_ptr(agent) {
+        return push_span_binding(h, agent, span);
+    }
+    // SAFETY: a cached ring is kept alive by this thread's front binding (see `HotQueue`).
+    let ring = unsafe { &*q.ring.get() };
+    let mut seen = q.seen_head.get();
+    let pushed = ring.push(span, &mut seen);
+    q.seen_head.set(seen);
+    match pushed {
+        Ok(false) => {}
+        Ok(true) => agent.wake(),
+        Err(span) => drop_full(agent, span),
+    }
+}
+
+#[cold]
+fn drop_full(agent: &AgentInner, span: Box<SpanEvent>) {
+    drop(span);
+    agent.count_full(1);
+}
+
+/// `push_span` for a thread whose cached ring is another agent's, or that has none yet.
+#[inline(never)]
+fn push_span_binding(h: &Hot, agent: &Arc<AgentInner>, span: Box<SpanEvent>) {
+    match LOCAL.try_with(|local| local.borrow_mut().bind(agent, &h.queue)) {
+        Ok(()) => push_span(h, agent, span),
+        Err(_) => {
+            // The span ended while this thread's locals were being torn down (a span kept in
+            // another thread-local): its ring is gone, so count it rather than lose it silently.
+            drop(span);
+            agent.count_lost(1);
         }
-    });
-    if pushed.is_err() {
-        // The span ended while this thread's locals were being torn down (a span kept in
-        // another thread-local): its ring is gone, so count it rather than lose it silently.
-        agent.count_lost(1);
     }
 }
 
@@ -290,5 +406,30 @@ mod tests {
         assert_eq!(names, ["a", "b", "c", "d"]);
         assert!(ring.push(span("f"), &mut seen).is_ok(), "room again after the drain");
         drop(ring); // frees the undrained "f"
+    }
+
+    #[test]
+    fn a_spare_chain_hands_out_each_box_once_and_frees_the_rest() {
+        let mut chain = Spares::new();
+        let boxes: Vec<EmptyBox> = (0..3).map(|_| Box::new(MaybeUninit::uninit())).collect();
+        let mut addresses: Vec<usize> = boxes.iter().map(|b| &**b as *const _ as usize).collect();
+        for b in boxes {
+            chain.push(b);
+        }
+        assert_eq!(chain.len(), 3);
+        let mut link = chain.into_head();
+        let mut walked = vec![];
+        while !link.is_null() {
+            walked.push(link as usize);
+            // SAFETY: the chain's links are its boxes' starts.
+            link = unsafe { (*link).next };
+        }
+        walked.reverse();
+        addresses.sort_unstable();
+        let mut sorted = walked.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, addresses, "every box once, none invented");
+        // The chain gave its head away, so dropping it frees nothing; the head frees them all.
+        free_chain(walked.last().map_or(std::ptr::null_mut(), |&p| p as *mut Link));
     }
 }

@@ -147,33 +147,14 @@ impl<'a> SpanBuilder<'a> {
         }
     }
 
-    // Out of line: keeps the inlined `start` small for the no-transaction and unsampled paths.
-    #[inline(never)]
-    fn start_recording(self) -> Span {
-        // SAFETY: the calling thread's state, used for this call only.
-        let h = unsafe { &*hot() };
-        let p = h.tx_ptr();
-        // SAFETY: the current frame's transaction is alive while it is current.
-        let Some(tx) = (unsafe { p.as_ref() }) else { return Span::of(State::Noop) };
-        if !h.take_span_slot(tx, p) {
-            return Span::of(State::Inherit);
-        }
-        let thread = h.thread_tag();
-        let sync = thread == h.parent_thread();
-        let parent_id = h.parent_id();
-        // SAFETY: as above.
-        let tx = unsafe { h.take_ref(p) };
-        self.record(tx, parent_id, sync, thread)
-    }
-
     fn record_under(self, h: &Hot, parent: Active) -> Span {
         let thread = h.thread_tag();
-        self.record(parent.tx, parent.parent_id, thread == parent.parent_thread, thread)
+        self.record(h, parent.tx, parent.parent_id, thread == parent.parent_thread, thread)
     }
 
     #[inline(always)]
-    fn record(self, tx: Arc<TxShared>, parent_id: SpanId, sync: bool, thread: u64) -> Span {
-        let slot = Box::into_raw(crate::queue::empty_box(&tx.agent)).cast::<SpanEvent>();
+    fn record(self, h: &Hot, tx: Arc<TxShared>, parent_id: SpanId, sync: bool, thread: u64) -> Span {
+        let slot = Box::into_raw(crate::queue::empty_box(h, &tx.agent)).cast::<SpanEvent>();
         let id = SpanId::random();
         let start = Stamp::now();
         // Field by field, straight into the box: building the event on the stack first and
@@ -224,8 +205,29 @@ impl Span {
         match with_hot(Hot::mode) {
             EMPTY => Span::of(State::Noop),
             UNSAMPLED => Span::of(State::Inherit),
-            _ => builder().start_recording(),
+            _ => Span::start_recording(builder),
         }
+    }
+
+    // Out of line, to keep the inlined `start` small for the no-transaction and unsampled paths;
+    // generic, so the builder is made here, after the checks, and its (usually constant) fields
+    // are written straight into the event instead of being copied through the stack.
+    #[inline(never)]
+    fn start_recording<'a>(builder: impl FnOnce() -> SpanBuilder<'a>) -> Span {
+        // SAFETY: the calling thread's state, used for this call only.
+        let h = unsafe { &*hot() };
+        let p = h.tx_ptr();
+        // SAFETY: the current frame's transaction is alive while it is current.
+        let Some(tx) = (unsafe { p.as_ref() }) else { return Span::of(State::Noop) };
+        if !h.take_span_slot(tx, p) {
+            return Span::of(State::Inherit);
+        }
+        let thread = h.thread_tag();
+        let sync = thread == h.parent_thread();
+        let parent_id = h.parent_id();
+        // SAFETY: as above.
+        let tx = unsafe { h.take_ref(p) };
+        builder().record(h, tx, parent_id, sync, thread)
     }
 
     /// A builder for a span with a type, subtype, action or explicit parent.
@@ -463,10 +465,11 @@ impl Span {
             event.outcome = Outcome::Failure;
             error::report_panic(&tx, event.id, &event.name);
         }
-        crate::queue::push_span(&tx.agent, event);
-        // The span's count goes to the thread's bank, for its next span.
         // SAFETY: the calling thread's state, used for this call only.
-        unsafe { &*hot() }.give_ref(tx);
+        let h = unsafe { &*hot() };
+        crate::queue::push_span(h, &tx.agent, event);
+        // The span's count goes to the thread's bank, for its next span.
+        h.give_ref(tx);
     }
 }
 
