@@ -156,3 +156,30 @@ fn unsampled_traces_still_propagate() {
     assert_eq!(tp.parent_id, tx.id().unwrap().to_bytes(), "an unrecorded span passes its parent on");
     assert_eq!(span.context().tracestate().as_deref(), Some("es=s:0"));
 }
+
+#[test]
+fn a_panic_through_unrecorded_spans_is_still_reported_once_under_the_transaction() {
+    // Unrecorded spans stand for their transaction; the one a panic unwinds through reports it,
+    // as Elastic's agents report errors of unsampled transactions.
+    let (agent, sink) = memory_agent(|c| c.transaction_sample_rate(0.0));
+    let tx = agent.transaction("unsampled").start();
+    let active = tx.attach();
+    let caught = std::panic::catch_unwind(|| {
+        let _outer = Span::start("outer");
+        let _inner = Span::start("inner");
+        panic!("boom in an unsampled transaction");
+    });
+    assert!(caught.is_err());
+    // A span dropped normally after the panic was caught reports nothing more.
+    drop(Span::start("after"));
+    drop(active);
+    let tx_id = tx.context().parent_id().unwrap().to_string();
+    tx.end();
+    flush(&agent);
+    let errors = sink.errors();
+    assert_eq!(errors.len(), 1, "reported once, by the innermost span: {errors:?}");
+    assert_eq!(errors[0]["exception"]["message"], "boom in an unsampled transaction");
+    assert_eq!(errors[0]["parent_id"], tx_id.as_str());
+    assert_eq!(errors[0]["transaction"]["sampled"], false);
+    assert!(sink.spans().is_empty());
+}

@@ -120,6 +120,9 @@ struct Padded(AtomicUsize);
 pub(crate) struct Ring {
     slots: Box<[AtomicPtr<SpanEvent>]>,
     mask: usize,
+    /// Half the slots, rounded up: how far the producer runs ahead of its view of `head` before
+    /// it looks again (and wakes the reporter).
+    half: usize,
     head: Padded,
     tail: Padded,
     /// Set when the producing thread let go of the ring (it exited): once drained, the reporter
@@ -134,6 +137,7 @@ impl Ring {
         Ring {
             slots: (0..n).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
             mask: n - 1,
+            half: (n - 1).div_ceil(2),
             head: Padded(AtomicUsize::new(0)),
             tail: Padded(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
@@ -146,7 +150,7 @@ impl Ring {
     #[inline]
     fn push(&self, span: Box<SpanEvent>, seen_head: &mut usize) -> Result<bool, Box<SpanEvent>> {
         let t = self.tail.0.load(Ordering::Relaxed);
-        let half = self.mask.div_ceil(2);
+        let half = self.half;
         let mut filling = false;
         if t - *seen_head >= half {
             *seen_head = self.head.0.load(Ordering::Acquire);
@@ -158,6 +162,21 @@ impl Ring {
         self.slots[t & self.mask].store(Box::into_raw(span), Ordering::Relaxed);
         self.tail.0.store(t + 1, Ordering::Release);
         Ok(filling)
+    }
+
+    /// Producer: appends `span` if the ring is less than half full by the producer's last view of
+    /// `head` (the common case, checked with no shared read); gives it back otherwise, for
+    /// [`Ring::push`] to decide.
+    #[inline(always)]
+    fn push_quick(&self, span: Box<SpanEvent>, seen_head: usize) -> Result<(), Box<SpanEvent>> {
+        let t = self.tail.0.load(Ordering::Relaxed);
+        if t - seen_head >= self.half {
+            return Err(span);
+        }
+        // SAFETY: `t & mask` is below the slot count, a power of two `mask + 1`.
+        unsafe { self.slots.get_unchecked(t & self.mask) }.store(Box::into_raw(span), Ordering::Relaxed);
+        self.tail.0.store(t + 1, Ordering::Release);
+        Ok(())
     }
 
     /// Consumer: takes every span published so far.
@@ -349,20 +368,27 @@ pub(crate) fn push_span(h: &Hot, agent: &Arc<AgentInner>, span: Box<SpanEvent>) 
     }
     // SAFETY: a cached ring is kept alive by this thread's front binding (see `HotQueue`).
     let ring = unsafe { &*q.ring.get() };
+    if let Err(span) = ring.push_quick(span, q.seen_head.get()) {
+        push_span_filling(q, ring, agent, span);
+    }
+}
+
+/// `push_span` once the ring looks half full: looks at `head` again, and wakes the reporter, or
+/// drops and counts the span if the ring is really full.
+#[cold]
+#[inline(never)]
+fn push_span_filling(q: &HotQueue, ring: &Ring, agent: &AgentInner, span: Box<SpanEvent>) {
     let mut seen = q.seen_head.get();
     let pushed = ring.push(span, &mut seen);
     q.seen_head.set(seen);
     match pushed {
         Ok(false) => {}
         Ok(true) => agent.wake(),
-        Err(span) => drop_full(agent, span),
+        Err(span) => {
+            drop(span);
+            agent.count_full(1);
+        }
     }
-}
-
-#[cold]
-fn drop_full(agent: &AgentInner, span: Box<SpanEvent>) {
-    drop(span);
-    agent.count_full(1);
 }
 
 /// `push_span` for a thread whose cached ring is another agent's, or that has none yet.

@@ -440,26 +440,10 @@ impl Span {
         Span { state: ManuallyDrop::new(state) }
     }
 
-    /// Ends the span whose state `Drop` took out. By value, so the span itself need not live
-    /// in memory on the paths that never get here.
+    /// Ends a recorded span. Its two pointers come in registers, so the span itself need not
+    /// live in memory on the paths that never get here.
     #[inline(never)]
-    fn finish(state: State) {
-        let (tx, mut event) = match state {
-            State::Noop => return,
-            State::Recording(tx, event) => (tx, event),
-            unrecorded => {
-                if std::thread::panicking() {
-                    let ctx = match unrecorded {
-                        State::Passthrough(ctx) => ctx,
-                        _ => Context::current(),
-                    };
-                    if let Some(a) = &ctx.active {
-                        error::report_panic(&a.tx, a.parent_id, &a.tx.name);
-                    }
-                }
-                return;
-            }
-        };
+    fn finish(tx: Arc<TxShared>, mut event: Box<SpanEvent>) {
         event.end = Stamp::now();
         if std::thread::panicking() {
             event.outcome = Outcome::Failure;
@@ -470,6 +454,23 @@ impl Span {
         crate::queue::push_span(h, &tx.agent, event);
         // The span's count goes to the thread's bank, for its next span.
         h.give_ref(tx);
+    }
+
+    /// Ends an unrecorded span: only a panic unwinding through it has something to report.
+    #[cold]
+    #[inline(never)]
+    fn finish_unrecorded(state: State) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let ctx = match state {
+            State::Passthrough(ctx) => ctx,
+            State::Inherit => Context::current(),
+            State::Noop | State::Recording(..) => return,
+        };
+        if let Some(a) = &ctx.active {
+            error::report_panic(&a.tx, a.parent_id, &a.tx.name);
+        }
     }
 }
 
@@ -482,7 +483,10 @@ impl Drop for Span {
             // Unrecorded: only a panic unwinding through it has something to report.
             State::Inherit if !std::thread::panicking() => {}
             // SAFETY: `state` is not used again: this is the span's drop.
-            _ => Span::finish(unsafe { ManuallyDrop::take(&mut self.state) }),
+            _ => match unsafe { ManuallyDrop::take(&mut self.state) } {
+                State::Recording(tx, event) => Span::finish(tx, event),
+                unrecorded => Span::finish_unrecorded(unrecorded),
+            },
         }
     }
 }
