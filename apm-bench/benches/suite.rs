@@ -26,6 +26,7 @@ use criterion::Criterion;
 enum G {
     S1Calling,
     S1Cpu,
+    S1CpuSerialized,
     S2NoTx,
     S2Unsampled,
     S3,
@@ -34,12 +35,13 @@ enum G {
 }
 
 impl G {
-    const ALL: [G; 7] = [G::S1Calling, G::S1Cpu, G::S2NoTx, G::S2Unsampled, G::S3, G::S4, G::S5];
+    const ALL: [G; 8] = [G::S1Calling, G::S1Cpu, G::S1CpuSerialized, G::S2NoTx, G::S2Unsampled, G::S3, G::S4, G::S5];
 
     fn id(self) -> &'static str {
         match self {
             G::S1Calling => "s1_calling_thread",
             G::S1Cpu => "s1_total_cpu",
+            G::S1CpuSerialized => "s1_total_cpu_serialized",
             G::S2NoTx => "s2_no_transaction",
             G::S2Unsampled => "s2_sampling_0",
             G::S3 => "s3_cross_thread",
@@ -51,7 +53,8 @@ impl G {
     fn title(self) -> &'static str {
         match self {
             G::S1Calling => "1 root+100 children, calling thread",
-            G::S1Cpu => "1 root+100 children, total process CPU",
+            G::S1Cpu => "1 root+100 children, total process CPU until handed to the sink/reporter/exporter",
+            G::S1CpuSerialized => "1 root+100 children, total process CPU, apm's sink serializing every span",
             G::S2NoTx => "2 span in fn, no current transaction",
             G::S2Unsampled => "2 span in fn, sampling 0",
             G::S3 => "3 capture→other thread→attach→1 span",
@@ -62,7 +65,7 @@ impl G {
 
     fn unit(self) -> &'static str {
         match self {
-            G::S1Calling | G::S1Cpu => "per child span",
+            G::S1Calling | G::S1Cpu | G::S1CpuSerialized => "per child span",
             G::S2NoTx | G::S2Unsampled => "per call",
             G::S3 => "per job, end to end",
             G::S4 => "per fan-out, end to end",
@@ -75,6 +78,7 @@ impl G {
             .into_iter()
             .filter(|&lib| match self {
                 G::S1Calling | G::S1Cpu => true,
+                G::S1CpuSerialized => !matches!(lib, Lib::ApmStartOnly | Lib::Floor),
                 G::S2NoTx => true,
                 G::S2Unsampled => scenarios::s2_function(lib, S2Case::Unsampled).is_some(),
                 G::S3 | G::S4 => lib != Lib::ApmStartOnly,
@@ -112,7 +116,10 @@ fn routine(g: G, lib: Lib, iters: u64, fx: &mut Fixture) -> (Duration, u64) {
             lib.flush();
             (spent, iters * 100)
         }
-        G::S1Cpu => {
+        G::S1Cpu | G::S1CpuSerialized => {
+            // Until the events are handed over: apm's sink takes them without serializing, as
+            // the others' reporter and exporter take theirs (see `apm::SERIALIZE`).
+            apm_bench::apm::SERIALIZE.store(g == G::S1CpuSerialized, std::sync::atomic::Ordering::Relaxed);
             let cpu = process_cpu_time();
             for i in 0..iters {
                 black_box(scenarios::s1_iteration(lib));
@@ -121,7 +128,9 @@ fn routine(g: G, lib: Lib, iters: u64, fx: &mut Fixture) -> (Duration, u64) {
                 }
             }
             lib.flush();
-            (process_cpu_time() - cpu, iters * 100)
+            let spent = process_cpu_time() - cpu;
+            apm_bench::apm::SERIALIZE.store(true, std::sync::atomic::Ordering::Relaxed);
+            (spent, iters * 100)
         }
         G::S2NoTx | G::S2Unsampled => {
             let case = if g == G::S2NoTx { S2Case::NoTransaction } else { S2Case::Unsampled };
@@ -191,7 +200,7 @@ fn median(v: &[f64]) -> Option<f64> {
 /// Operations per iteration of `g`.
 fn ops_per_iter(g: G) -> u64 {
     match g {
-        G::S1Calling | G::S1Cpu => 100,
+        G::S1Calling | G::S1Cpu | G::S1CpuSerialized => 100,
         G::S5 => report::BATCH as u64,
         _ => 1,
     }
@@ -312,6 +321,9 @@ impl Summary {
                 line(&format!("{who}: 1 {what}"), "≤ 0.2x tracing", rel(g, Lib::Tracing, 0.2));
                 line(&format!("{who}: 1 {what}"), "≤ 0.1x otel", rel(g, Lib::Otel, 0.1));
             }
+            if let Some((_, shown)) = rel(G::S1CpuSerialized, Lib::Fastrace, 0.8) {
+                println!("| {who}: 1 total CPU, every span also serialized | (not a budget) vs fastrace | {shown} | informative |");
+            }
             for g in [G::S2NoTx, G::S2Unsampled] {
                 let d = (|| {
                     let (a, f) = (self.median(g, ours)?, self.median(g, Lib::Floor)?);
@@ -344,9 +356,10 @@ impl Summary {
 
         println!();
         println!(
-            "Consumers really ran: apm sink serialized {} events (dropped: {}), fastrace reporter got {} spans, \
-             tracing layer kept {} spans, otel exporter got {} spans.",
+            "Consumers really ran: apm sink got {} events and serialized {} of them (dropped: {}), fastrace \
+             reporter got {} spans, tracing layer kept {} spans, otel exporter got {} spans.",
             Lib::Apm.delivered(),
+            apm_bench::apm::SERIALIZED.load(std::sync::atomic::Ordering::Relaxed),
             apm_bench::apm::dropped(),
             Lib::Fastrace.delivered(),
             Lib::Tracing.delivered(),

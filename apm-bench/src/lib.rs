@@ -7,7 +7,8 @@
 //!
 //! - `apm-runtime`: an [`Agent`](apm_runtime::Agent) whose sink serializes every event with
 //!   `Event::write_ndjson` into a reused buffer, then counts and discards it
-//!   ([`apm::SerializeSink`]).
+//!   ([`apm::BenchSink`]); for scenario 1's total-CPU figure, which counts until the events are
+//!   handed over, it counts them without serializing (a separate row serializes).
 //! - `fastrace`: the global collector with a reporter that keeps each reported batch
 //!   ([`fast::KeepReporter`]).
 //! - `tracing`: `tracing-subscriber`'s registry with a layer that records every closed span's

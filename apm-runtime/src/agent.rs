@@ -14,11 +14,11 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use crate::config::{Config, ConfigError};
 use crate::event::Event;
@@ -141,9 +141,44 @@ enum Control {
     /// The queue is filling up: drain it now rather than at the next poll.
     Wake,
     /// Drain the queue, flush the sinks, then acknowledge.
-    Flush(Instant, Sender<()>),
+    Flush(Instant, Arc<Ack>),
     /// Like `Flush`, then stop the reporter thread.
-    Shutdown(Instant, Sender<()>),
+    Shutdown(Instant, Arc<Ack>),
+}
+
+/// The reporter's answer to a flush or shutdown, waited for without spinning.
+///
+/// crossbeam's blocking receive spins and then yields the CPU several times before it sleeps:
+/// right under load, wasteful for a caller that waits for a whole drain. On a 2-core machine
+/// those yields took a third of scenario 1's total CPU (issue 6). A condition variable sleeps
+/// at once.
+pub(crate) struct Ack {
+    done: Mutex<bool>,
+    answered: Condvar,
+}
+
+impl Ack {
+    fn new() -> Arc<Ack> {
+        Arc::new(Ack { done: Mutex::new(false), answered: Condvar::new() })
+    }
+
+    fn answer(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.answered.notify_all();
+    }
+
+    /// Waits until answered (`true`) or `deadline` passes (`false`).
+    fn wait_until(&self, deadline: Instant) -> bool {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            done = self.answered.wait_timeout(done, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        true
+    }
 }
 
 /// The shared part of an agent, referenced by every transaction it started.
@@ -157,6 +192,9 @@ pub(crate) struct AgentInner {
     /// Emptied span boxes coming back from the reporter, for reuse.
     spares: Receiver<Spares>,
     control: Sender<Control>,
+    /// The reporter thread, unparked after every control message (it sleeps in `park_timeout`,
+    /// not in a channel receive: see [`Ack`] for why).
+    reporter_thread: Thread,
     /// Set once a `Wake` is on its way, so a filling queue sends one, not one per event.
     woken: Arc<AtomicBool>,
     /// Set when the agent is dropped: spans ended after that are counted as `shutdown`.
@@ -187,8 +225,15 @@ impl AgentInner {
     /// Asks the reporter to drain now rather than at its next poll (once until it has).
     pub(crate) fn wake(&self) {
         if !self.woken.swap(true, Ordering::Relaxed) {
-            let _ = self.control.send(Control::Wake);
+            self.send_control(Control::Wake);
         }
+    }
+
+    /// Sends `c` to the reporter and wakes it; `false` if the reporter is gone.
+    fn send_control(&self, c: Control) -> bool {
+        let sent = self.control.send(c).is_ok();
+        self.reporter_thread.unpark();
+        sent
     }
 
     /// Counts spans a full ring could not take (or that ended after the agent shut down).
@@ -327,6 +372,7 @@ impl AgentBuilder {
                 rings,
                 spares,
                 control,
+                reporter_thread: reporter.thread().clone(),
                 woken,
                 shut_down: AtomicBool::new(false),
                 counters,
@@ -354,6 +400,9 @@ struct Reporter {
     events: Vec<Event>,
 }
 
+/// Every handle to the agent is gone.
+struct Gone;
+
 /// How often the reporter drains the queue when nobody asks it to.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -362,18 +411,16 @@ impl Reporter {
         let ctx = SinkContext { metadata: &metadata, counters: Some(&counters) };
         let quiet = SinkContext { metadata: &metadata, counters: None };
         loop {
-            let request = match self.control.recv_timeout(POLL) {
-                Ok(Control::Wake) => {
+            let request = match self.next_control() {
+                Some(Ok(Control::Wake)) => {
                     self.woken.store(false, Ordering::Relaxed);
                     None
                 }
-                Ok(Control::Flush(deadline, ack)) => Some((deadline, ack, false)),
-                Ok(Control::Shutdown(deadline, ack)) => Some((deadline, ack, true)),
-                Err(RecvTimeoutError::Timeout) => None,
+                Some(Ok(Control::Flush(deadline, ack))) => Some((deadline, ack, false)),
+                Some(Ok(Control::Shutdown(deadline, ack))) => Some((deadline, ack, true)),
+                None => None,
                 // The agent is gone (every handle dropped): deliver what is left, then stop.
-                Err(RecvTimeoutError::Disconnected) => {
-                    Some((Instant::now() + Duration::from_secs(1), bounded(1).0, true))
-                }
+                Some(Err(Gone)) => Some((Instant::now() + Duration::from_secs(1), Ack::new(), true)),
             };
             self.drain(&ctx, &quiet, &counters);
             match request {
@@ -386,12 +433,33 @@ impl Reporter {
                             sink.flush(c, deadline)
                         }
                     });
-                    let _ = ack.send(());
+                    ack.answer();
                     if stop {
                         return;
                     }
                 }
             }
+        }
+    }
+
+    /// The next control message (an error once every sender is gone), or `None` once `POLL`
+    /// passed without one. Sleeps in
+    /// `park_timeout` (senders unpark this thread), so that waiting costs no spinning; a spurious
+    /// wake-up, or a sink that parked this thread and took the unpark, only means one more look
+    /// at the channel.
+    fn next_control(&self) -> Option<Result<Control, Gone>> {
+        let deadline = Instant::now() + POLL;
+        loop {
+            match self.control.try_recv() {
+                Ok(c) => return Some(Ok(c)),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => return Some(Err(Gone)),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            std::thread::park_timeout(deadline - now);
         }
     }
 
@@ -586,12 +654,9 @@ impl Agent {
     /// assert!(agent.flush(std::time::Duration::from_secs(1)));
     /// ```
     pub fn flush(&self, timeout: Duration) -> bool {
-        let (ack, done) = crossbeam_channel::bounded(1);
+        let ack = Ack::new();
         let deadline = Instant::now() + timeout;
-        if self.inner.control.send(Control::Flush(deadline, ack)).is_err() {
-            return false;
-        }
-        done.recv_deadline(deadline).is_ok()
+        self.inner.send_control(Control::Flush(deadline, ack.clone())) && ack.wait_until(deadline)
     }
 }
 
@@ -605,9 +670,9 @@ impl Drop for Agent {
             }
         }
         let timeout = self.inner.config.shutdown_timeout;
-        let (ack, done) = crossbeam_channel::bounded(1);
+        let ack = Ack::new();
         let deadline = Instant::now() + timeout;
-        if self.inner.control.send(Control::Shutdown(deadline, ack)).is_ok() && done.recv_deadline(deadline).is_ok() {
+        if self.inner.send_control(Control::Shutdown(deadline, ack.clone())) && ack.wait_until(deadline) {
             if let Some(handle) = self.reporter.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 let _ = handle.join();
             }
@@ -638,4 +703,27 @@ pub fn init() -> Result<Agent, ConfigError> {
     let agent = Agent::builder().config(Config::from_env()?).build()?;
     agent.install_global();
     Ok(agent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ack_is_seen_once_answered_and_times_out_otherwise() {
+        let unanswered = Ack::new();
+        let start = Instant::now();
+        assert!(!unanswered.wait_until(start + Duration::from_millis(30)));
+        assert!(start.elapsed() >= Duration::from_millis(30), "waited until the deadline");
+
+        let ack = Ack::new();
+        let answering = ack.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            answering.answer();
+        });
+        assert!(ack.wait_until(Instant::now() + Duration::from_secs(10)), "woken by the answer");
+        t.join().unwrap();
+        assert!(ack.wait_until(Instant::now()), "an answered ack stays answered");
+    }
 }

@@ -3,9 +3,11 @@
 //!
 //! `count sizes` prints the sizes of the runtime's hot-path types.
 //!
-//! Usage: `count <s1|s2-no-tx|s2-sampling-0|s3|s5> <apm|apm-macros|apm-start-only|fastrace|tracing|otel|floor> <N>`
+//! Usage: `count <s1|s1-serialized|s2-no-tx|s2-sampling-0|s3|s5> <apm|apm-macros|apm-start-only|fastrace|tracing|otel|floor> <N>`
 //! where N counts operations: child spans for s1 (a multiple of 100), calls for s2, jobs for s3,
-//! events for s5 (a multiple of 1000; apm or floor only).
+//! events for s5 (a multiple of 1000; apm or floor only). As in the suite, `s1` counts until the
+//! events are handed to apm's sink, which then only counts them; `s1-serialized` has the sink
+//! serialize every span as well.
 
 use apm_bench::scenarios::{self, ChunkWorker, Lib, S2Case};
 use std::hint::black_box;
@@ -23,14 +25,15 @@ fn main() {
         return;
     }
     if args.len() != 4 {
-        eprintln!("usage: count <s1|s2-no-tx|s2-sampling-0|s3|s5> <library> <N>");
+        eprintln!("usage: count <s1|s1-serialized|s2-no-tx|s2-sampling-0|s3|s5> <library> <N>");
         std::process::exit(2);
     }
     let lib = Lib::parse(&args[2]).unwrap_or_else(|| panic!("unknown library {}", args[2]));
     let n: u64 = args[3].parse().expect("N is a number");
     lib.init();
     match args[1].as_str() {
-        "s1" => {
+        "s1" | "s1-serialized" => {
+            apm_bench::apm::SERIALIZE.store(args[1] == "s1-serialized", std::sync::atomic::Ordering::Relaxed);
             let iters = n / 100;
             for i in 0..iters {
                 black_box(scenarios::s1_iteration(lib));
