@@ -399,6 +399,39 @@ pub struct SpanEvent {
     pub(crate) thread: u64,
 }
 
+impl SpanEvent {
+    /// Whether dropping the event frees anything: `false` means its drop glue is a no-op.
+    #[inline]
+    pub(crate) fn owns_heap(&self) -> bool {
+        // Every field named, so that a new field has to be considered here.
+        let SpanEvent {
+            trace_id: _,
+            id: _,
+            parent_id: _,
+            transaction_id: _,
+            name,
+            kind,
+            subtype,
+            action,
+            start: _,
+            end: _,
+            sync: _,
+            outcome: _,
+            sample_rate: _,
+            labels,
+            exit,
+            thread: _,
+        } = self;
+        let owned = |c: &Cow<'static, str>| matches!(c, Cow::Owned(_));
+        owned(name)
+            || owned(kind)
+            || subtype.as_ref().is_some_and(owned)
+            || action.as_ref().is_some_and(owned)
+            || labels.capacity() != 0
+            || exit.is_some()
+    }
+}
+
 impl Serialize for SpanEvent {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
@@ -635,6 +668,31 @@ pub(crate) fn test_span(name: &str) -> SpanEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_span_owns_heap_memory_exactly_when_some_field_was_allocated() {
+        let borrowed = |mut s: SpanEvent| {
+            s.name = Cow::Borrowed("static");
+            s
+        };
+        assert!(test_span("owned name").owns_heap());
+        assert!(!borrowed(test_span("x")).owns_heap(), "static names, no labels, no exit: nothing to free");
+        let mut s = borrowed(test_span("x"));
+        s.kind = Cow::Owned("db".into());
+        assert!(s.owns_heap());
+        let mut s = borrowed(test_span("x"));
+        s.subtype = Some(Cow::Borrowed("postgresql"));
+        s.action = Some(Cow::Borrowed("query"));
+        assert!(!s.owns_heap());
+        s.action = Some(Cow::Owned("query".into()));
+        assert!(s.owns_heap());
+        let mut s = borrowed(test_span("x"));
+        s.labels.push((Cow::Borrowed("k"), LabelValue::from(1)));
+        assert!(s.owns_heap());
+        let mut s = borrowed(test_span("x"));
+        s.exit = Some(Box::default());
+        assert!(s.owns_heap());
+    }
 
     fn span(name: &str, subtype: Option<&str>, sample_rate: Option<f64>) -> SpanEvent {
         span_lasting(name, subtype, sample_rate, std::time::Duration::from_nanos(12_345_678))

@@ -40,11 +40,17 @@ pub(crate) type EmptyBox = Box<MaybeUninit<SpanEvent>>;
 /// Drops the event in `span`, keeping its allocation (the reporter does this once it has written
 /// the event, so that the application thread never pays for the drop).
 pub(crate) fn emptied(span: Box<SpanEvent>) -> EmptyBox {
+    // Most spans own nothing on the heap (static names, no labels, no exit context): their
+    // drop glue, a check per field, would be all the reporter does with them after the sink.
+    let owns_heap = span.owns_heap();
     let raw = Box::into_raw(span);
-    // SAFETY: `raw` came from a live box; after dropping its value in place the allocation is
-    // an uninitialized `SpanEvent`, which `MaybeUninit` has the same layout as.
+    // SAFETY: `raw` came from a live box; after dropping its value in place (or finding it owns
+    // nothing to drop) the allocation is an uninitialized `SpanEvent`, which `MaybeUninit` has
+    // the same layout as.
     unsafe {
-        std::ptr::drop_in_place(raw);
+        if owns_heap {
+            std::ptr::drop_in_place(raw);
+        }
         Box::from_raw(raw.cast::<MaybeUninit<SpanEvent>>())
     }
 }
