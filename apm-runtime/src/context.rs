@@ -15,7 +15,9 @@
 //! - The thread also keeps a small *bank* of strong counts of one transaction: a span that ends on
 //!   the thread it started on, or a guard that detaches, gives its count back to the bank, and the
 //!   next span, attach or [`Context::current`] takes it from there. Spans in a hot loop, and the
-//!   tasks of one transaction on a pool thread, thus touch no shared cache line. The bank holds
+//!   tasks of one transaction on a pool thread, thus touch no shared cache line. An exiting thread
+//!   empties its bank and closes it: counts given back after that (by spans or guards dropped in
+//!   other thread-locals' destructors) are dropped, so no count outlives the thread. The bank holds
 //!   one transaction at a time (a count of another one replaces it), so a thread keeps at most one
 //!   finished transaction's shared part alive, until its next traced work or its exit.
 //! - A [`Context`] is an `Option` of one `Arc` plus two words: cloning it is one atomic increment,
@@ -285,6 +287,16 @@ impl Hot {
         // This thread-local has no destructor: the queue's, which runs at thread exit, empties
         // the bank, so an exiting thread keeps no transaction alive.
         crate::queue::register_exit_hook();
+    }
+
+    /// Empties the bank for good (the thread is exiting and nothing would empty it again): every
+    /// later count given back is dropped, and none is taken in advance.
+    pub(crate) fn close_bank(&self) {
+        self.release_bank();
+        // A pointer no transaction has, with the bank "full": `give_ref` drops, `refill` banks
+        // nothing, so `rebank` (and `release_bank`) are never reached again.
+        self.bank_tx.set(std::ptr::NonNull::dangling().as_ptr());
+        self.bank_n.set(BANK_MAX);
     }
 
     /// Drops every strong count the bank holds.
@@ -688,6 +700,37 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(counts(&ctx), before, "the thread's bank was emptied when it exited");
+        drop(ctx);
+        tx.end();
+    }
+
+    #[test]
+    fn a_span_ended_by_a_thread_local_destructor_after_the_bank_closed_keeps_no_count() {
+        struct EndsLate(std::cell::RefCell<Option<crate::Span>>);
+        impl Drop for EndsLate {
+            fn drop(&mut self) {
+                drop(self.0.borrow_mut().take());
+            }
+        }
+        thread_local! {
+            static LATE: EndsLate = const { EndsLate(std::cell::RefCell::new(None)) };
+        }
+        let agent = crate::Agent::builder().sink(crate::report::MemorySink::new()).build().unwrap();
+        let tx = agent.transaction("t").start();
+        let ctx = tx.context();
+        let counts = |c: &Context| Arc::strong_count(&c.active.as_ref().unwrap().tx);
+        let before = counts(&ctx);
+        let carried = ctx.clone();
+        std::thread::spawn(move || {
+            // Touched first, so destroyed after the queue's thread-local, which closes the bank.
+            LATE.with(|_| ());
+            let _g = carried.attach();
+            let span = crate::Span::start("ends in a destructor");
+            LATE.with(|l| *l.0.borrow_mut() = Some(span));
+        })
+        .join()
+        .unwrap();
+        assert_eq!(counts(&ctx), before, "the span's count was dropped, not banked on a dead thread");
         drop(ctx);
         tx.end();
     }

@@ -299,7 +299,7 @@ impl Drop for Local {
             q.agent.set(std::ptr::null());
             q.ring.set(std::ptr::null());
             free_chain(q.free.replace(std::ptr::null_mut()));
-            h.release_bank();
+            h.close_bank();
         });
     }
 }

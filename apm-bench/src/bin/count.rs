@@ -24,6 +24,17 @@ fn main() {
         println!("Transaction {} bytes", std::mem::size_of::<apm_runtime::Transaction>());
         return;
     }
+    if args.get(1).map(String::as_str) == Some("flushes") {
+        // `count flushes N`: N flushes of the apm agent with nothing queued, to time what a
+        // flush costs by itself (`perf stat -e task-clock` at two N): a wake-up of the reporter
+        // and one of the caller.
+        let n: u64 = args.get(2).and_then(|n| n.parse().ok()).expect("count flushes N");
+        Lib::Apm.init();
+        for _ in 0..n {
+            apm_bench::apm::flush();
+        }
+        return;
+    }
     if args.len() != 4 {
         eprintln!("usage: count <s1|s1-serialized|s2-no-tx|s2-sampling-0|s3|s5> <library> <N>");
         std::process::exit(2);
