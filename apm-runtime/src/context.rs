@@ -680,15 +680,25 @@ mod tests {
         assert!(std::mem::size_of::<Context>() <= 4 * std::mem::size_of::<usize>());
     }
 
-    #[test]
-    fn an_exiting_thread_keeps_no_count_of_a_transaction() {
+    /// Runs `work` on a new thread with a clone of a transaction's context; returns the
+    /// transaction's strong count before the thread started and after it exited.
+    fn strong_counts_around_a_thread(work: impl FnOnce(Context) + Send + 'static) -> (usize, usize) {
         let agent = crate::Agent::builder().sink(crate::report::MemorySink::new()).build().unwrap();
         let tx = agent.transaction("t").start();
         let ctx = tx.context();
         let counts = |c: &Context| Arc::strong_count(&c.active.as_ref().unwrap().tx);
         let before = counts(&ctx);
         let carried = ctx.clone();
-        std::thread::spawn(move || {
+        std::thread::spawn(move || work(carried)).join().unwrap();
+        let after = counts(&ctx);
+        drop(ctx);
+        tx.end();
+        (before, after)
+    }
+
+    #[test]
+    fn an_exiting_thread_keeps_no_count_of_a_transaction() {
+        let (before, after) = strong_counts_around_a_thread(|carried| {
             for _ in 0..3 {
                 let _g = carried.attach();
                 let span = crate::Span::start("s");
@@ -696,12 +706,8 @@ mod tests {
             }
             // The bank now holds counts of the transaction, for this thread's next task.
             assert!(HOT.with(|h| h.bank_n.get()) > 0);
-        })
-        .join()
-        .unwrap();
-        assert_eq!(counts(&ctx), before, "the thread's bank was emptied when it exited");
-        drop(ctx);
-        tx.end();
+        });
+        assert_eq!(after, before, "the thread's bank was emptied when it exited");
     }
 
     #[test]
@@ -715,24 +721,14 @@ mod tests {
         thread_local! {
             static LATE: EndsLate = const { EndsLate(std::cell::RefCell::new(None)) };
         }
-        let agent = crate::Agent::builder().sink(crate::report::MemorySink::new()).build().unwrap();
-        let tx = agent.transaction("t").start();
-        let ctx = tx.context();
-        let counts = |c: &Context| Arc::strong_count(&c.active.as_ref().unwrap().tx);
-        let before = counts(&ctx);
-        let carried = ctx.clone();
-        std::thread::spawn(move || {
+        let (before, after) = strong_counts_around_a_thread(|carried| {
             // Touched first, so destroyed after the queue's thread-local, which closes the bank.
             LATE.with(|_| ());
             let _g = carried.attach();
             let span = crate::Span::start("ends in a destructor");
             LATE.with(|l| *l.0.borrow_mut() = Some(span));
-        })
-        .join()
-        .unwrap();
-        assert_eq!(counts(&ctx), before, "the span's count was dropped, not banked on a dead thread");
-        drop(ctx);
-        tx.end();
+        });
+        assert_eq!(after, before, "the span's count was dropped, not banked on a dead thread");
     }
 
     #[test]
