@@ -269,6 +269,9 @@ pub(crate) struct HotQueue {
     ring: Cell<*const Ring>,
     /// The producer's last view of the cached ring's `head`.
     seen_head: Cell<usize>,
+    /// Span boxes the reporter has written and sent back: a new span is written into one
+    /// instead of allocating (the reporter frees nothing, so the allocator's per-thread caches
+    /// would otherwise never refill and every span would take malloc's slow path).
     free: Cell<*mut Link>,
 }
 
