@@ -95,7 +95,6 @@ impl Spares {
 
     /// Gives the chain's head away, leaving the chain empty.
     fn into_head(mut self) -> *mut Link {
-        self.len = 0;
         std::mem::replace(&mut self.head, std::ptr::null_mut())
     }
 }
@@ -339,14 +338,23 @@ impl Local {
 /// reporter sent back to `agent`, else a new allocation.
 #[inline(always)]
 pub(crate) fn empty_box(h: &Hot, agent: &AgentInner) -> EmptyBox {
-    let link = h.queue.free.get();
+    match take_spare(&h.queue) {
+        Some(b) => b,
+        None => refill_and_take(h, agent),
+    }
+}
+
+/// The head of this thread's spare chain, if it has one.
+#[inline(always)]
+fn take_spare(q: &HotQueue) -> Option<EmptyBox> {
+    let link = q.free.get();
     if link.is_null() {
-        return refill_and_take(h, agent);
+        return None;
     }
     // SAFETY: `link` heads this thread's chain (see `HotQueue`), so it is an empty box's start.
     unsafe {
-        h.queue.free.set((*link).next);
-        Box::from_raw(link.cast::<MaybeUninit<SpanEvent>>())
+        q.free.set((*link).next);
+        Some(Box::from_raw(link.cast::<MaybeUninit<SpanEvent>>()))
     }
 }
 
@@ -355,16 +363,8 @@ fn refill_and_take(h: &Hot, agent: &AgentInner) -> EmptyBox {
     // A thread whose `LOCAL` is gone could not free a chain at its exit: it takes none.
     if let Some(chain) = agent.returned_boxes().filter(|_| register_exit_hook()) {
         h.queue.free.set(chain.into_head());
-        let link = h.queue.free.get();
-        if !link.is_null() {
-            // SAFETY: as in `empty_box`.
-            unsafe {
-                h.queue.free.set((*link).next);
-                return Box::from_raw(link.cast::<MaybeUninit<SpanEvent>>());
-            }
-        }
     }
-    Box::new(MaybeUninit::uninit())
+    take_spare(&h.queue).unwrap_or_else(|| Box::new(MaybeUninit::uninit()))
 }
 
 /// Hands a finished span to `agent`'s reporter through this thread's ring; drops and counts it
