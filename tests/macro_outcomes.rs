@@ -341,3 +341,70 @@ fn async_span_is_current_only_while_polled() {
     assert_child(leaf("after"), tx, tx, true);
     assert!(apm_runtime::Context::current().is_empty());
 }
+
+// The unrecorded paths of a sync `#[span]` fn: with no transaction or in an unsampled one its
+// body runs without any span, yet errors and panics are still reported (once, under the
+// transaction) and labels are never evaluated.
+
+static LABEL_EVALUATIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn counted_label() -> u32 {
+    LABEL_EVALUATIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+}
+
+#[span(labels(n = counted_label()))]
+fn labelled_leaf(x: u32) -> u32 {
+    x + 1
+}
+
+#[span]
+fn outer_of_panicking() {
+    span_panics();
+}
+
+#[test]
+fn unrecorded_sync_spans_report_errors_and_panics_once_and_skip_labels() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let sink = apm_runtime::report::MemorySink::new();
+    let config = apm_runtime::Config::builder().transaction_sample_rate(0.0).build().unwrap();
+    let agent = apm_runtime::Agent::builder().config(config).sink(sink.clone()).build().unwrap();
+    let _default = agent.set_default();
+
+    // No transaction: nothing at all is reported.
+    assert!(child_err(true).is_err());
+    assert!(std::panic::catch_unwind(span_panics).is_err());
+    assert_eq!(labelled_leaf(1), 2);
+
+    let tx = agent.transaction("unsampled").start();
+    let active = tx.attach();
+    assert!(child_err(true).is_err());
+    assert_eq!(child_err(false).ok(), Some(1));
+    assert!(std::panic::catch_unwind(outer_of_panicking).is_err());
+    assert!(!apm_runtime::Context::current().is_empty(), "the transaction is still current after unwinding");
+    assert_eq!(labelled_leaf(2), 3);
+    assert_eq!(LABEL_EVALUATIONS.load(SeqCst), 0, "labels of unrecorded spans are never evaluated");
+    drop(active);
+    let tx_id = tx.context().parent_id().unwrap().to_string();
+    tx.end();
+    assert!(agent.flush(Duration::from_secs(5)));
+
+    assert!(sink.spans().is_empty());
+    let errors = sink.errors();
+    assert_eq!(errors.len(), 2, "one error and one panic, each once: {errors:#?}");
+    for e in &errors {
+        assert_eq!(e["parent_id"], tx_id.as_str());
+        assert_eq!(e["transaction"]["sampled"], false);
+    }
+    assert_eq!(errors[0]["exception"]["message"], "shown error");
+    assert_eq!(errors[1]["exception"]["type"], "panic");
+    assert_eq!(errors[1]["exception"]["message"], "boom");
+
+    // Sampled, the same fn records its span and evaluates its label once.
+    let r = record(|| {
+        let tx = apm_runtime::Transaction::start("sampled");
+        let _a = tx.attach();
+        assert_eq!(labelled_leaf(3), 4);
+    });
+    assert_eq!(r.span("labelled_leaf")["context"]["tags"]["n"], 1.0);
+    assert_eq!(LABEL_EVALUATIONS.load(SeqCst), 1);
+}

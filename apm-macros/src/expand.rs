@@ -251,7 +251,8 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
         let new_body = if f.sig.asyncness.is_some() {
             instrument_async(kind, &opts, &krate, &fn_name, body, ret.as_ref(), &rw, None)
         } else {
-            instrument_sync(kind, &opts, &krate, &fn_name, body, ret.as_ref(), &rw)
+            let track_caller = f.attrs.iter().any(|a| a.path().is_ident("track_caller"));
+            instrument_sync(kind, &opts, &krate, &fn_name, body, ret.as_ref(), &rw, track_caller)
         };
         *f.block = syn::parse2(quote!({ #new_body }))?;
     }
@@ -275,10 +276,7 @@ fn instr_ident(kind: Kind) -> syn::Ident {
 
 /// `let mut __apm_span = <start>; <labels>`
 fn start_stmts(kind: Kind, opts: &Options, krate: &Path, fn_name: &str, parent: Option<&syn::Ident>) -> TokenStream {
-    let name = match &opts.name {
-        Some(n) => n.to_token_stream(),
-        None => quote!(#fn_name),
-    };
+    let name = span_name(opts, fn_name);
     let ty = opts.ty.as_ref().map(|t| quote!(.with_type(#t)));
     let s = instr_ident(kind);
     let start = match kind {
@@ -286,23 +284,21 @@ fn start_stmts(kind: Kind, opts: &Options, krate: &Path, fn_name: &str, parent: 
             let tp = opts.traceparent.as_ref().map(|e| quote!(.continue_from(&(#e))));
             quote!(#krate::Transaction::builder(#name) #ty #tp .start())
         }
-        _ => {
-            let subtype = opts.subtype.as_ref().map(|t| quote!(.subtype(#t)));
-            let action = opts.action.as_ref().map(|t| quote!(.action(#t)));
-            rewrite::span_start(krate, &name, quote!(#ty #subtype #action), parent.map(|p| quote!(&#p)))
-        }
+        _ => rewrite::span_start(krate, &name, rewrite::span_options(opts), parent.map(|p| quote!(&#p))),
     };
-    let labels = opts.labels.iter().map(|l| {
-        let value = match l {
-            Label::Arg(i) => quote!(#i),
-            Label::Expr(_, e) => quote!(#e),
-        };
-        rewrite::label_stmt(krate, &s, &l.key(), &value)
-    });
+    let labels = rewrite::label_stmts(krate, opts, &s);
     quote! {
         #[allow(unused_mut)]
         let mut #s = #start;
         #(#labels)*
+    }
+}
+
+/// The `name = ...` option, or the fn's name.
+fn span_name(opts: &Options, fn_name: &str) -> TokenStream {
+    match &opts.name {
+        Some(n) => n.to_token_stream(),
+        None => quote!(#fn_name),
     }
 }
 
@@ -322,6 +318,7 @@ fn record_stmts(krate: &Path, target: &syn::Ident, out: &syn::Ident) -> TokenStr
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn instrument_sync(
     kind: Kind,
     opts: &Options,
@@ -330,6 +327,7 @@ fn instrument_sync(
     body: Block,
     ret: Option<&Type>,
     rw: &Rewriter,
+    track_caller: bool,
 ) -> TokenStream {
     let ctx = ctx_ident();
     let guard = guard_ident();
@@ -337,6 +335,14 @@ fn instrument_sync(
     let bind_ctx = rw.fn_level_uses_ctx().then(|| quote!(let #ctx = #krate::Context::current();));
     if kind == Kind::Propagate {
         return quote! { #bind_ctx #body };
+    }
+    // A span's body runs as a closure handed to the runtime, which calls it directly when there
+    // is nothing to record: no span exists on that path. Not for a `#[track_caller]` fn (the
+    // closure would become the caller its panics report) or one returning `!` (which can't be
+    // named as the closure's type).
+    let never = matches!(ret, Some(Type::Never(_)));
+    if kind == Kind::Span && !track_caller && !never {
+        return span_around(opts, krate, fn_name, body, ret, bind_ctx);
     }
     let start = start_stmts(kind, opts, krate, fn_name, None);
     let enter = quote! {
@@ -363,6 +369,51 @@ fn instrument_sync(
             #enter
             #body
         },
+    }
+}
+
+/// `in_span(builder, move |span| { labels; body }, |span, out| record)`: see `instrument_sync`.
+fn span_around(
+    opts: &Options,
+    krate: &Path,
+    fn_name: &str,
+    body: Block,
+    ret: Option<&Type>,
+    bind_ctx: Option<TokenStream>,
+) -> TokenStream {
+    let s = span_ident();
+    let builder = rewrite::span_builder(krate, &span_name(opts, fn_name), rewrite::span_options(opts));
+    let labels = rewrite::label_stmts(krate, opts, &s);
+    let span_arg = if labels.is_empty() { quote!(_) } else { quote!(#s) };
+    let labels = (!labels.is_empty()).then(|| {
+        quote! {
+            if let ::core::option::Option::Some(mut #s) = #s {
+                #(#labels)*
+            }
+        }
+    });
+    let record = match ret {
+        Some(r) if is_result(r) => {
+            let out = syn::Ident::new("__apm_out", Span::mixed_site());
+            let record = record_stmts(krate, &s, &out);
+            quote!(|mut #s, #out| #record)
+        }
+        _ => quote!(|_, _| {}),
+    };
+    let call = match nameable(ret) {
+        Some(r) => quote!(#krate::__private::in_span::<#r, _, _, _>),
+        None => quote!(#krate::__private::in_span),
+    };
+    quote! {
+        #call(
+            || #builder,
+            move |#span_arg| {
+                #labels
+                #bind_ctx
+                #body
+            },
+            #record,
+        )
     }
 }
 

@@ -143,19 +143,9 @@ impl<'a> Rewriter<'a> {
                 quote!(#n)
             }
         };
-        let ty = opts.ty.as_ref().map(|t| quote!(.with_type(#t)));
-        let subtype = opts.subtype.as_ref().map(|t| quote!(.subtype(#t)));
-        let action = opts.action.as_ref().map(|t| quote!(.action(#t)));
-        let start = span_start(krate, &name, quote!(#ty #subtype #action), parent.map(|p| quote!(#p)));
+        let start = span_start(krate, &name, span_options(opts), parent);
         let s = span_ident();
-        let labels = opts.labels.iter().map(|l| {
-            let key = l.key();
-            let value = match l {
-                Label::Arg(i) => quote!(#i),
-                Label::Expr(_, e) => quote!(#e),
-            };
-            label_stmt(krate, &s, &key, &value)
-        });
+        let labels = label_stmts(krate, opts, &s);
         quote_spanned! {span=>
             #[allow(unused_mut)]
             let mut #s = #start;
@@ -306,10 +296,38 @@ impl<'a> Rewriter<'a> {
 /// or under the current context, where the thread's state is looked at before the builder is
 /// made, so a span with no transaction or in an unsampled one builds nothing.
 pub fn span_start(krate: &Path, name: &TokenStream, options: TokenStream, parent: Option<TokenStream>) -> TokenStream {
+    let builder = span_builder(krate, name, options);
     match parent {
-        Some(p) => quote!(#krate::Span::builder(#name) #options .child_of(#p) .start()),
-        None => quote!(#krate::__private::span(|| #krate::Span::builder(#name) #options)),
+        Some(p) => quote!(#builder .child_of(#p) .start()),
+        None => quote!(#krate::__private::span(|| #builder)),
     }
+}
+
+/// `Span::builder(<name>) <options>`
+pub fn span_builder(krate: &Path, name: &TokenStream, options: TokenStream) -> TokenStream {
+    quote!(#krate::Span::builder(#name) #options)
+}
+
+/// `.with_type(..).subtype(..).action(..)`, for the options given.
+pub fn span_options(opts: &Options) -> TokenStream {
+    let ty = opts.ty.as_ref().map(|t| quote!(.with_type(#t)));
+    let subtype = opts.subtype.as_ref().map(|t| quote!(.subtype(#t)));
+    let action = opts.action.as_ref().map(|t| quote!(.action(#t)));
+    quote!(#ty #subtype #action)
+}
+
+/// One [`label_stmt`] per `labels(..)` entry.
+pub fn label_stmts(krate: &Path, opts: &Options, target: &Ident) -> Vec<TokenStream> {
+    opts.labels
+        .iter()
+        .map(|l| {
+            let value = match l {
+                Label::Arg(i) => quote!(#i),
+                Label::Expr(_, e) => quote!(#e),
+            };
+            label_stmt(krate, target, &l.key(), &value)
+        })
+        .collect()
 }
 
 /// `span.set_label("key", <value via autoref dispatch>);`, evaluated only when the span or

@@ -30,6 +30,18 @@ pub fn span<F: FnOnce() -> SpanBuilder<'static>>(builder: F) -> Span {
     Span::start_lazy(builder)
 }
 
+/// A sync `#[span]` fn's body in its span (see `Span::around`): `body` gets the span only when
+/// one was started (for labels), `record` sees it with the result before it ends.
+#[inline(always)]
+pub fn in_span<R, B, F, O>(builder: B, body: F, record: O) -> R
+where
+    B: FnOnce() -> SpanBuilder<'static>,
+    F: FnOnce(Option<&mut Span>) -> R,
+    O: FnOnce(&mut Span, &R),
+{
+    Span::around(builder, body, record)
+}
+
 /// Whether `g` records (labels are evaluated only then).
 #[inline(always)]
 pub fn records<G: Instrumentation>(g: &G) -> bool {
@@ -69,6 +81,29 @@ impl Instrumentation for Span {
     #[inline]
     fn __apm_label(&mut self, key: &'static str, value: LabelValue) {
         self.set_label(key, value);
+    }
+}
+
+// The span `in_span` lends its body's labels.
+impl<G: Instrumentation + ?Sized> Instrumentation for &mut G {
+    #[inline(always)]
+    fn __apm_records(&self) -> bool {
+        (**self).__apm_records()
+    }
+    #[inline]
+    fn __apm_context(&self) -> Context {
+        (**self).__apm_context()
+    }
+    #[inline]
+    fn __apm_outcome(&mut self, outcome: Outcome) {
+        (**self).__apm_outcome(outcome)
+    }
+    fn __apm_error(&self, ty: &str, message: String) {
+        (**self).__apm_error(ty, message)
+    }
+    #[inline]
+    fn __apm_label(&mut self, key: &'static str, value: LabelValue) {
+        (**self).__apm_label(key, value)
     }
 }
 

@@ -214,6 +214,12 @@ impl Span {
     // are written straight into the event instead of being copied through the stack.
     #[inline(never)]
     fn start_recording<'a>(builder: impl FnOnce() -> SpanBuilder<'a>) -> Span {
+        Span::start_recording_inline(builder)
+    }
+
+    // The body of `start_recording`, for `around_started`, which is out of line already.
+    #[inline(always)]
+    fn start_recording_inline<'a>(builder: impl FnOnce() -> SpanBuilder<'a>) -> Span {
         // SAFETY: the calling thread's state, used for this call only.
         let h = unsafe { &*hot() };
         let p = h.tx_ptr();
@@ -228,6 +234,52 @@ impl Span {
         // SAFETY: as above.
         let tx = unsafe { h.take_ref(p) };
         builder().record(h, tx, parent_id, sync, thread)
+    }
+
+    /// Runs a sync `#[span]` fn's `body` in its span. The no-transaction and unsampled paths
+    /// make no span at all: one byte of the thread's state sends them straight into `body`, so
+    /// the instrumented fn costs a load and a branch more than the plain one. On those paths an
+    /// unrecorded span stands by for unwinding only (it reports a panic once, under the
+    /// transaction if there is one) and is forgotten on return, where its drop would only have
+    /// checked that. `body` gets the span only when one was started past those checks (for its
+    /// labels); `record` sees the span and the result before the span ends (the `Result` fns'
+    /// outcome and error, reported in an unsampled transaction too).
+    #[inline(always)]
+    pub(crate) fn around<R>(
+        builder: impl FnOnce() -> SpanBuilder<'static>,
+        body: impl FnOnce(Option<&mut Span>) -> R,
+        record: impl FnOnce(&mut Span, &R),
+    ) -> R {
+        const _: () = assert!(EMPTY < UNSAMPLED, "one comparison sends both unrecorded modes to the quick path");
+        let mode = with_hot(Hot::mode);
+        if mode > UNSAMPLED {
+            return Span::around_started(builder, body, record);
+        }
+        let mut unwinding = Span::of(State::Inherit);
+        let out = body(None);
+        if mode == UNSAMPLED {
+            // With no transaction there is nowhere to report an error: its message is not
+            // even formatted.
+            record(&mut unwinding, &out);
+        }
+        std::mem::forget(unwinding);
+        out
+    }
+
+    // Out of line, so that the paths `around` keeps for itself stay a load and a branch.
+    #[inline(never)]
+    fn around_started<R>(
+        builder: impl FnOnce() -> SpanBuilder<'static>,
+        body: impl FnOnce(Option<&mut Span>) -> R,
+        record: impl FnOnce(&mut Span, &R),
+    ) -> R {
+        let mut span = Span::start_recording_inline(builder);
+        // Dropped where they are (the guard first, then the span): moving them into `drop`
+        // would copy them on the stack.
+        let _guard = span.attach();
+        let out = body(Some(&mut span));
+        record(&mut span, &out);
+        out
     }
 
     /// A builder for a span with a type, subtype, action or explicit parent.
@@ -320,6 +372,7 @@ impl Span {
     /// let mut span = apm_runtime::Span::start("x");
     /// span.set_outcome(apm_runtime::Outcome::Failure);
     /// ```
+    #[inline]
     pub fn set_outcome(&mut self, outcome: Outcome) {
         if let Some(r) = self.record() {
             r.outcome = outcome;

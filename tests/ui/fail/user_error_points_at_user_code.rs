@@ -19,3 +19,8 @@ async fn h() -> u32 {
     "not a number"
 }
 
+
+#[span]
+fn k() -> u32 {
+    "not a number"
+}
