@@ -217,3 +217,36 @@ fn without_a_transaction_spans_are_no_ops() {
     assert!(sink.events().is_empty());
     assert_eq!(agent.stats().queued, 0);
 }
+
+#[test]
+fn in_scope_runs_the_closure_in_a_current_span_and_ends_it_on_return_or_panic() {
+    let (agent, sink) = memory_agent(|c| c);
+    // No transaction: the closure just runs.
+    assert!(Span::in_scope("nowhere", || Context::current().is_empty()));
+
+    let tx = agent.transaction("scoped").start();
+    let active = tx.attach();
+    let inner_parent = Span::builder("query").with_type("db").in_scope(|| {
+        Span::in_scope("nested", || ());
+        Context::current().parent_id()
+    });
+    let caught = std::panic::catch_unwind(|| Span::in_scope("panics", || panic!("in scope")));
+    assert!(caught.is_err());
+    let explicit = Context::current();
+    std::thread::spawn(move || Span::builder("on another thread").child_of(&explicit).in_scope(|| ())).join().unwrap();
+    drop(active);
+    let tx_id = tx.context().parent_id().unwrap().to_string();
+    tx.end();
+    flush(&agent);
+
+    let spans = sink.spans();
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let query = named(&spans, "query");
+    assert_eq!(query["type"], "db");
+    assert_eq!(query["parent_id"], tx_id.as_str());
+    assert_eq!(inner_parent.map(|id| id.to_string()), query["id"].as_str().map(String::from), "current inside");
+    assert_eq!(named(&spans, "nested")["parent_id"], query["id"]);
+    assert_eq!(named(&spans, "panics")["outcome"], "failure");
+    assert_eq!(named(&spans, "on another thread")["parent_id"], query["parent_id"]);
+    assert_eq!(sink.errors().len(), 1, "the panic is reported once");
+}

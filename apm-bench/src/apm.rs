@@ -102,12 +102,11 @@ pub fn dropped() -> u64 {
     agent().stats().dropped.total() + unsampled_agent().stats().dropped.total()
 }
 
-/// A child span as the `#[span]` macro lays it out: start, make current for the body, end.
+/// A child span as the `#[span]` macro lays it out: the body in `Span::in_scope` (start, make
+/// current for the body, end; with nothing to record, the body alone).
 #[inline(never)]
 pub fn child(x: u64) -> u64 {
-    let span = Span::start("child");
-    let _in_span = span.attach();
-    work::tiny(x)
+    Span::in_scope("child", || work::tiny(x))
 }
 
 /// A child span started and ended, never made current (the cheapest manual use).
