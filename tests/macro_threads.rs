@@ -291,3 +291,33 @@ fn propagate_false() {
     assert_eq!(r.spans.len(), 1, "only the marked closure carries the context");
     assert_child(&r.spans[0], tx, tx, false);
 }
+
+// `#[span]` and `#[propagate]` on one fn: the sync span's body runs as a closure, and the
+// non-move closures inside it borrow the context bound inside that closure, after the span is
+// current, so scoped threads start under the span.
+#[span]
+#[propagate]
+fn scoped_under_span(words: &[&str]) -> usize {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = words.iter().map(|w| s.spawn(|| leaf(w))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    })
+}
+
+#[transaction]
+fn with_scoped_under_span() -> usize {
+    scoped_under_span(&["a", "bb"])
+}
+
+#[test]
+fn span_and_propagate_on_one_fn_parent_scoped_threads_under_the_span() {
+    let r = record(|| assert_eq!(with_scoped_under_span(), 3));
+    let tx = r.tx("with_scoped_under_span");
+    let span = r.span("scoped_under_span");
+    assert_child(span, tx, tx, true);
+    let leaves = r.spans_named("leaf");
+    assert_eq!(leaves.len(), 2, "{:#?}", r.spans);
+    for l in leaves {
+        assert_child(l, span, tx, false);
+    }
+}

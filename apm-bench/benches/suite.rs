@@ -327,7 +327,7 @@ impl Summary {
             for g in [G::S2NoTx, G::S2Unsampled] {
                 let d = (|| {
                     let (a, f) = (self.median(g, ours)?, self.median(g, Lib::Floor)?);
-                    Some((a - f <= 2.0, format!("+{:.1} ns ({} vs {})", a - f, fmt_ns(a), fmt_ns(f))))
+                    Some((a - f <= 2.0, format!("{:+.1} ns ({} vs {})", a - f, fmt_ns(a), fmt_ns(f))))
                 })();
                 line(&format!("{who}: {}", g.id()), "within 2 ns of the plain fn", d);
             }

@@ -59,6 +59,12 @@ fn convert(s: &str) -> Result<u8, Box<dyn std::error::Error>> {
 }
 
 #[span]
+fn first_doubled(v: &[u32]) -> Option<u32> {
+    let f = v.first()?;
+    Some(f * 2)
+}
+
+#[span]
 fn generic_arg(items: impl IntoIterator<Item = u32>) -> u32 {
     items.into_iter().sum()
 }
@@ -85,4 +91,6 @@ fn main() {
     assert_eq!(convert("8").unwrap(), 8);
     assert!(convert("x").is_err());
     assert_eq!(generic_arg([1, 2, 3]), 6);
+    assert_eq!(first_doubled(&[4]), Some(8));
+    assert_eq!(first_doubled(&[]), None);
 }
