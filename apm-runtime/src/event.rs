@@ -82,7 +82,7 @@ number_labels!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64);
 pub(crate) type Labels = Vec<(Cow<'static, str>, LabelValue)>;
 
 /// Serializes labels as `context.tags`, with Elastic's key sanitizing (`.`, `*`, `"` become `_`).
-struct Tags<'a>(&'a Labels);
+struct Tags<'a>(&'a [(Cow<'static, str>, LabelValue)]);
 
 impl Serialize for Tags<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -172,7 +172,7 @@ impl Event {
         // Serializing plain structs into a Vec cannot fail.
         let _ = match self {
             Event::Transaction(t) => serde_json::to_writer(&mut *out, &Line("transaction", &**t)),
-            Event::Span(s) if s.labels.is_empty() && s.exit.is_none() => {
+            Event::Span(s) if s.more.is_none() => {
                 crate::span_line::write(s, out);
                 Ok(())
             }
@@ -357,7 +357,7 @@ struct TagsContext<'a> {
 }
 
 impl<'a> TagsContext<'a> {
-    fn new(labels: &'a Labels) -> Option<Self> {
+    fn new(labels: &'a [(Cow<'static, str>, LabelValue)]) -> Option<Self> {
         (!labels.is_empty()).then_some(TagsContext { tags: Tags(labels) })
     }
 }
@@ -394,9 +394,18 @@ pub struct SpanEvent {
     pub(crate) sync: bool,
     pub(crate) outcome: Outcome,
     pub(crate) sample_rate: Option<f64>,
-    pub(crate) labels: Labels,
-    pub(crate) exit: Option<Box<ExitContext>>,
+    /// Labels and the exit context, which few spans have: boxed, so that every other span's
+    /// event is 24 bytes smaller (less to write on the application thread, fewer cache lines
+    /// for the reporter to pull over).
+    pub(crate) more: Option<Box<SpanMore>>,
     pub(crate) thread: u64,
+}
+
+/// The parts of a span that only some spans have (see [`SpanEvent::more`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SpanMore {
+    pub(crate) labels: Labels,
+    pub(crate) exit: Option<ExitContext>,
 }
 
 impl SpanEvent {
@@ -418,8 +427,7 @@ impl SpanEvent {
             sync: _,
             outcome: _,
             sample_rate: _,
-            labels,
-            exit,
+            more,
             thread: _,
         } = self;
         let owned = |c: &Cow<'static, str>| matches!(c, Cow::Owned(_));
@@ -427,8 +435,22 @@ impl SpanEvent {
             || owned(kind)
             || subtype.as_ref().is_some_and(owned)
             || action.as_ref().is_some_and(owned)
-            || labels.capacity() != 0
-            || exit.is_some()
+            || more.is_some()
+    }
+
+    /// The span's labels, in the order they were set.
+    pub(crate) fn labels(&self) -> &[(Cow<'static, str>, LabelValue)] {
+        self.more.as_ref().map_or(&[], |m| &m.labels)
+    }
+
+    /// The exit context, for spans that recorded an outgoing call.
+    pub(crate) fn exit(&self) -> Option<&ExitContext> {
+        self.more.as_ref().and_then(|m| m.exit.as_ref())
+    }
+
+    /// The labels and exit context, made on first use.
+    pub(crate) fn more_mut(&mut self) -> &mut SpanMore {
+        self.more.get_or_insert_with(Box::default)
     }
 }
 
@@ -519,11 +541,11 @@ impl Serialize for SpanEvent {
             #[serde(skip_serializing_if = "Option::is_none")]
             context: Option<Ctx<'a>>,
         }
-        let tags = (!self.labels.is_empty()).then_some(Tags(&self.labels));
-        let context = match (&self.exit, tags) {
+        let labels = self.labels();
+        let tags = (!labels.is_empty()).then_some(Tags(labels));
+        let context = match (self.exit(), tags) {
             (None, None) => None,
             (exit, tags) => {
-                let exit = exit.as_deref();
                 let resource = exit.and_then(|e| match (&e.target_name, &e.target_type) {
                     (Some(name), _) => Some(name.as_str()),
                     (None, Some(t)) => Some(t.as_str()),
@@ -659,8 +681,7 @@ pub(crate) fn test_span(name: &str) -> SpanEvent {
         sync: true,
         outcome: Outcome::Success,
         sample_rate: Some(1.0),
-        labels: Vec::new(),
-        exit: None,
+        more: None,
         thread: 1,
     }
 }
@@ -687,10 +708,10 @@ mod tests {
         s.action = Some(Cow::Owned("query".into()));
         assert!(s.owns_heap());
         let mut s = borrowed(test_span("x"));
-        s.labels.push((Cow::Borrowed("k"), LabelValue::from(1)));
+        s.more_mut().labels.push((Cow::Borrowed("k"), LabelValue::from(1)));
         assert!(s.owns_heap());
         let mut s = borrowed(test_span("x"));
-        s.exit = Some(Box::default());
+        s.more_mut().exit = Some(ExitContext::default());
         assert!(s.owns_heap());
     }
 

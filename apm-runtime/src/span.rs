@@ -190,8 +190,7 @@ impl<'a> SpanBuilder<'a> {
             at!((*slot).parent_id).write(parent_id);
             at!((*slot).transaction_id).write(tx.id);
             at!((*slot).sample_rate).write(tx.sample_rate);
-            at!((*slot).labels).write(Vec::new());
-            at!((*slot).exit).write(None);
+            at!((*slot).more).write(None);
             at!((*slot).sync).write(sync);
             at!((*slot).outcome).write(Outcome::Success);
             at!((*slot).thread).write(thread);
@@ -417,7 +416,7 @@ impl Span {
     /// ```
     pub fn set_label(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<LabelValue>) {
         if let Some(r) = self.record() {
-            r.labels.push((key.into(), value.into()));
+            r.more_mut().labels.push((key.into(), value.into()));
         }
     }
 
@@ -434,16 +433,17 @@ impl Span {
                 Some(p) => format!("{host}:{p}"),
                 None => host.to_string(),
             };
-            r.exit = Some(Box::new(ExitContext {
+            let target_type = Some(r.subtype.as_deref().unwrap_or("http").to_string());
+            r.more_mut().exit = Some(ExitContext {
                 http_method: Some(method.to_string()),
                 http_url: Some(url.to_string()),
                 http_status: status,
                 address: Some(host.to_string()),
                 port,
-                target_type: Some(r.subtype.as_deref().unwrap_or("http").to_string()),
+                target_type,
                 target_name: Some(target_name),
                 response_headers: Vec::new(),
-            }));
+            });
         }
     }
 
@@ -457,7 +457,7 @@ impl Span {
     /// span.set_response_headers([("content-type", "text/plain"), ("set-cookie", "id=42")]);
     /// ```
     pub fn set_response_headers<'h>(&mut self, headers: impl IntoIterator<Item = (&'h str, &'h str)>) {
-        if let Some(exit) = self.record().and_then(|r| r.exit.as_mut()) {
+        if let Some(exit) = self.record().and_then(|r| r.more.as_mut()).and_then(|m| m.exit.as_mut()) {
             exit.response_headers = headers
                 .into_iter()
                 .map(|(k, v)| {

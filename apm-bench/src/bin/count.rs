@@ -11,6 +11,7 @@
 
 use apm_bench::scenarios::{self, ChunkWorker, Lib, S2Case};
 use std::hint::black_box;
+use std::time::Duration;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -46,13 +47,28 @@ fn main() {
         "s1" | "s1-serialized" => {
             apm_bench::apm::SERIALIZE.store(args[1] == "s1-serialized", std::sync::atomic::Ordering::Relaxed);
             let iters = n / 100;
+            // The calling thread's CPU outside the flushes, and the process's in all: CPU time
+            // leaves out the time this shared machine's other load takes the core away, so
+            // these repeat better than wall time when comparing two builds.
+            let (process, mut calling) = (apm_bench::cpu::process_cpu_time(), Duration::ZERO);
+            let mut since = apm_bench::cpu::thread_cpu_time();
             for i in 0..iters {
                 black_box(scenarios::s1_iteration(lib));
                 if (i + 1) % scenarios::S1_FLUSH_EVERY == 0 {
+                    calling += apm_bench::cpu::thread_cpu_time() - since;
                     lib.periodic_flush();
+                    since = apm_bench::cpu::thread_cpu_time();
                 }
             }
+            calling += apm_bench::cpu::thread_cpu_time() - since;
             lib.flush();
+            let per_span = |d: Duration| d.as_nanos() as f64 / (iters * 100) as f64;
+            eprintln!(
+                "{}: calling thread {:.1} ns CPU per child span outside flushes, process {:.1} ns",
+                lib.name(),
+                per_span(calling),
+                per_span(apm_bench::cpu::process_cpu_time() - process)
+            );
         }
         "s2-no-tx" | "s2-sampling-0" => {
             let case = if args[1] == "s2-no-tx" { S2Case::NoTransaction } else { S2Case::Unsampled };
