@@ -367,10 +367,22 @@ fn take_spare(q: &HotQueue) -> Option<EmptyBox> {
 fn prefetch_for_write(p: *mut Link) {
     #[cfg(target_arch = "x86_64")]
     {
+        const SIZE: usize = std::mem::size_of::<SpanEvent>();
+        // Every cache line the box can overlap (it need not start on one): a line's worth apart
+        // from its first byte, and its last byte. A fixed array, so the loop unrolls.
+        const OFFSETS: [usize; SIZE.div_ceil(64) + 1] = {
+            let mut o = [SIZE - 1; SIZE.div_ceil(64) + 1];
+            let mut i = 0;
+            while i < SIZE.div_ceil(64) {
+                o[i] = i * 64;
+                i += 1;
+            }
+            o
+        };
         let p = p.cast::<u8>();
         // `prefetchw` is a hint: it never faults (a null or dangling address is fine), and CPUs
         // without it execute it as a no-op.
-        for offset in (0..std::mem::size_of::<SpanEvent>()).step_by(64).chain([std::mem::size_of::<SpanEvent>() - 1]) {
+        for offset in OFFSETS {
             // SAFETY: a prefetch reads and writes no memory; `wrapping_add` keeps the address
             // computation defined whatever `p` is.
             unsafe {
