@@ -55,9 +55,12 @@ pub(crate) fn emptied(span: Box<SpanEvent>) -> EmptyBox {
     }
 }
 
-/// The first word of an empty box on a [`Spares`] chain: the next box.
+/// The first words of an empty box on a [`Spares`] chain: the next box, and the one after it.
 struct Link {
     next: *mut Link,
+    /// `next`'s own `next`: a thread taking this box asks for that box's lines, so that they
+    /// have two spans' time to arrive (see [`prefetch_for_write`]).
+    ahead: *mut Link,
 }
 
 /// Empty span boxes linked through their own first word: the reporter links them as it empties
@@ -87,8 +90,12 @@ impl Spares {
         const { assert!(std::mem::size_of::<SpanEvent>() >= std::mem::size_of::<Link>()) };
         let link = Box::into_raw(b).cast::<Link>();
         // SAFETY: the box is at least a `Link` large and aligned (asserted above; `SpanEvent`
-        // holds pointers), and holds nothing to drop.
-        unsafe { link.write(Link { next: self.head }) };
+        // holds pointers), and holds nothing to drop; the head, when there is one, is a link
+        // this chain wrote.
+        unsafe {
+            let ahead = if self.head.is_null() { std::ptr::null_mut() } else { (*self.head).next };
+            link.write(Link { next: self.head, ahead });
+        }
         self.head = link;
         self.len += 1;
     }
@@ -353,16 +360,18 @@ fn take_spare(q: &HotQueue) -> Option<EmptyBox> {
     }
     // SAFETY: `link` heads this thread's chain (see `HotQueue`), so it is an empty box's start.
     unsafe {
-        let next = (*link).next;
+        let Link { next, ahead } = link.read();
         q.free.set(next);
-        prefetch_for_write(next);
+        prefetch_for_write(ahead);
         Some(Box::from_raw(link.cast::<MaybeUninit<SpanEvent>>()))
     }
 }
 
-/// Asks for the cache lines of the box at `p` (the next span's) in a writable state. The reporter
-/// read them last, on another core: without this, the next span's writes stall on taking each
-/// line back, which was most of a span's time on the application thread.
+/// Asks for the cache lines of the box at `p` (the span after next's) in a writable state. The
+/// reporter read them last, on another core: without this, a span's writes stall on taking each
+/// line back, which was most of a span's time on the application thread. One span ahead was too
+/// little once the boxes had travelled through other threads (a pool's), so that they come from
+/// farther away: two spans ahead covers it (three measured the same).
 #[inline(always)]
 fn prefetch_for_write(p: *mut Link) {
     #[cfg(target_arch = "x86_64")]
@@ -398,7 +407,13 @@ fn prefetch_for_write(p: *mut Link) {
 fn refill_and_take(h: &Hot, agent: &AgentInner) -> EmptyBox {
     // A thread whose `LOCAL` is gone could not free a chain at its exit: it takes none.
     if let Some(chain) = agent.returned_boxes().filter(|_| register_exit_hook()) {
-        h.queue.free.set(chain.into_head());
+        let head = chain.into_head();
+        // The box after the head is the next span's; the head's `ahead` is asked for below.
+        // SAFETY: a chain's head, when not null, is one of its links.
+        if let Some(first) = unsafe { head.as_ref() } {
+            prefetch_for_write(first.next);
+        }
+        h.queue.free.set(head);
     }
     take_spare(&h.queue).unwrap_or_else(|| Box::new(MaybeUninit::uninit()))
 }
@@ -493,7 +508,11 @@ mod tests {
         while !link.is_null() {
             walked.push(link as usize);
             // SAFETY: the chain's links are its boxes' starts.
-            link = unsafe { (*link).next };
+            let Link { next, ahead } = unsafe { link.read() };
+            // SAFETY: as above.
+            let after_next = unsafe { next.as_ref() }.map_or(std::ptr::null_mut(), |n| n.next);
+            assert_eq!(ahead, after_next, "each link knows the box two ahead, for the prefetch");
+            link = next;
         }
         walked.reverse();
         addresses.sort_unstable();
