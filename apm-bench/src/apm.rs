@@ -144,13 +144,11 @@ pub fn capture() -> Context {
 }
 
 /// Scenario 3/4: what runs on the other thread: attach the captured context, one span around
-/// `body`, close.
+/// `body` (as `#[span]` lays it out), close.
 #[inline(never)]
 pub fn run_captured(ctx: Context, body: fn() -> u64) {
     let _g = ctx.attach();
-    let span = Span::start("job");
-    let _in_span = span.attach();
-    std::hint::black_box(body());
+    Span::in_scope("job", || std::hint::black_box(body()));
 }
 
 /// A child span through the `#[span]` macro.
