@@ -176,7 +176,7 @@ impl<'a> SpanBuilder<'a> {
         let id = SpanId::random();
         let start = Stamp::now();
         // Field by field, straight into the box: building the event on the stack first and
-        // then moving it would copy its 216 bytes once more.
+        // then moving it would copy its 192 bytes once more.
         // SAFETY: `slot` is an allocation for one `SpanEvent` holding nothing to drop; once
         // every field is written it is an ordinary `Box<SpanEvent>`.
         let event = unsafe {
