@@ -63,12 +63,15 @@ struct Link {
     ahead: *mut Link,
 }
 
-/// Empty span boxes linked through their own first word: the reporter links them as it empties
-/// them, and a thread takes a whole chain at once, so taking a box for a span is two loads and a
-/// store, with no vector, bounds or borrow flag on the way.
+/// Empty span boxes linked through their own first words: the reporter links them as it empties
+/// them, and a thread takes a whole chain at once, so taking a box for a span is one load of its
+/// link, a store and the prefetch of the box two ahead, with no vector, bounds or borrow flag on
+/// the way.
 ///
 /// # Invariants
-/// Every link is the start of an `EmptyBox`'s allocation, owned by the chain.
+/// - Every link is the start of an `EmptyBox`'s allocation, owned by the chain.
+/// - A link's `ahead` is its `next`'s `next` (chains only grow at the head and are taken whole,
+///   then shrink from the head).
 pub(crate) struct Spares {
     head: *mut Link,
     len: usize,
