@@ -237,6 +237,15 @@ impl AgentInner {
         sent
     }
 
+    /// Sends a flush or shutdown request (`request` builds it from the deadline and the answer
+    /// to wait for) and waits for the reporter's answer: `false` if it is gone or `timeout`
+    /// passes first.
+    fn ask(&self, request: fn(Instant, Arc<Ack>) -> Control, timeout: Duration) -> bool {
+        let ack = Ack::new();
+        let deadline = Instant::now() + timeout;
+        self.send_control(request(deadline, ack.clone())) && ack.wait_until(deadline)
+    }
+
     /// Counts spans a full ring could not take (or that ended after the agent shut down).
     #[cold]
     pub(crate) fn count_full(&self, n: u64) {
@@ -482,8 +491,7 @@ impl Reporter {
         // The partial batch too: every box written in this drain is back before the threads
         // need it for the next burst of spans, so they seldom allocate one.
         if self.recycled.len() > 0 {
-            let partial = std::mem::replace(&mut self.recycled, Spares::new());
-            let _ = self.spares.try_send(partial);
+            self.send_back();
         }
         self.batch = batch;
     }
@@ -493,9 +501,14 @@ impl Reporter {
     fn recycle(&mut self, span: Box<crate::event::SpanEvent>) {
         self.recycled.push(emptied(span));
         if self.recycled.len() >= BATCH {
-            let full = std::mem::replace(&mut self.recycled, Spares::new());
-            let _ = self.spares.try_send(full);
+            self.send_back();
         }
+    }
+
+    /// Sends the boxes collected so far back (freed instead if the channel is full).
+    fn send_back(&mut self) {
+        let chain = std::mem::replace(&mut self.recycled, Spares::new());
+        let _ = self.spares.try_send(chain);
     }
 
     /// Hands `events`, in order, to every sink: the first with the counting context. One
@@ -654,9 +667,7 @@ impl Agent {
     /// assert!(agent.flush(std::time::Duration::from_secs(1)));
     /// ```
     pub fn flush(&self, timeout: Duration) -> bool {
-        let ack = Ack::new();
-        let deadline = Instant::now() + timeout;
-        self.inner.send_control(Control::Flush(deadline, ack.clone())) && ack.wait_until(deadline)
+        self.inner.ask(Control::Flush, timeout)
     }
 }
 
@@ -669,10 +680,7 @@ impl Drop for Agent {
                 *global = None;
             }
         }
-        let timeout = self.inner.config.shutdown_timeout;
-        let ack = Ack::new();
-        let deadline = Instant::now() + timeout;
-        if self.inner.send_control(Control::Shutdown(deadline, ack.clone())) && ack.wait_until(deadline) {
+        if self.inner.ask(Control::Shutdown, self.inner.config.shutdown_timeout) {
             if let Some(handle) = self.reporter.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 let _ = handle.join();
             }

@@ -300,7 +300,7 @@ impl Hot {
     }
 
     /// Drops every strong count the bank holds.
-    pub(crate) fn release_bank(&self) {
+    fn release_bank(&self) {
         let n = self.bank_n.replace(0);
         let p = self.bank_tx.get();
         for _ in 0..n {

@@ -98,11 +98,17 @@ pub(crate) static HEX_PAIRS: [[u8; 2]; 256] = {
     t
 };
 
-/// Writes `bytes` as lowercase hex into `out` (which must be twice as long) without allocating.
-pub(crate) fn hex_into<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
+/// Writes `bytes` as lowercase hex digits into the start of `out` (at least twice as long).
+#[inline]
+pub(crate) fn hex_digits(bytes: &[u8], out: &mut [u8]) {
     for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
         pair.copy_from_slice(&HEX_PAIRS[*b as usize]);
     }
+}
+
+/// Writes `bytes` as lowercase hex into `out` (which must be twice as long) without allocating.
+pub(crate) fn hex_into<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
+    hex_digits(bytes, out);
     // Only ASCII hex digits were written.
     std::str::from_utf8(&out[..bytes.len() * 2]).expect("hex is ASCII")
 }

@@ -10,7 +10,7 @@
 //! `Vec` growth path were a third of the writer's instructions.
 
 use crate::event::{truncate, Outcome, SpanEvent};
-use crate::ids::{TraceId, HEX_PAIRS};
+use crate::ids::{hex_digits, HEX_PAIRS};
 
 /// The longest line `write` can produce for `s`: the fixed text, the widest numbers, and every
 /// string escaped at six bytes per byte (`\u00XX`), which no escape exceeds.
@@ -73,7 +73,9 @@ pub(crate) fn write(s: &SpanEvent, out: &mut Vec<u8>) {
     c.put(b"{\"span\":{\"id\":\"");
     c.put(&hex8(s.id.0));
     c.put(b"\",\"trace_id\":\"");
-    put_trace_id(&s.trace_id, &mut c);
+    let mut trace_id = [0u8; 32];
+    hex_digits(&s.trace_id.0, &mut trace_id);
+    c.put(&trace_id);
     c.put(b"\",\"parent_id\":\"");
     c.put(&hex8(s.parent_id.0));
     c.put(b"\",\"transaction_id\":\"");
@@ -113,16 +115,8 @@ pub(crate) fn write(s: &SpanEvent, out: &mut Vec<u8>) {
 #[inline]
 fn hex8(bytes: [u8; 8]) -> [u8; 16] {
     let mut out = [0u8; 16];
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&HEX_PAIRS[b as usize]);
-    }
+    hex_digits(&bytes, &mut out);
     out
-}
-
-fn put_trace_id(id: &TraceId, c: &mut Cursor<'_>) {
-    let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = id.0;
-    c.put(&hex8([a0, a1, a2, a3, a4, a5, a6, a7]));
-    c.put(&hex8([b0, b1, b2, b3, b4, b5, b6, b7]));
 }
 
 /// `us` microseconds written as milliseconds, exactly as serde_json writes the `f64` `us / 1000`
@@ -216,10 +210,10 @@ mod tests {
         for bytes in edge {
             assert_eq!(std::str::from_utf8(&hex8(bytes)).unwrap(), SpanId(bytes).to_string());
         }
-        let t = TraceId::random();
-        let mut out = Vec::new();
-        put_trace_id(&t, &mut Cursor::new(&mut out, 32));
-        assert_eq!(String::from_utf8(out).unwrap(), t.to_string());
+        let t = crate::ids::TraceId::random();
+        let mut out = [0u8; 32];
+        hex_digits(&t.0, &mut out);
+        assert_eq!(std::str::from_utf8(&out).unwrap(), t.to_string());
     }
 
     #[test]
