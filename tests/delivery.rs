@@ -105,14 +105,98 @@ fn a_full_ring_drops_and_counts_exactly() {
     assert_eq!(sink.spans().len() as u64 + stats.dropped.queue_full, 10);
 }
 
+/// A [`MemorySink`] that keeps the trait's default `never_blocks` (false), so every call runs on
+/// the reporter thread; it notes which thread ran each flush.
+struct OnReporter {
+    sink: MemorySink,
+    flushed_on: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl OnReporter {
+    fn new() -> (OnReporter, MemorySink, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let sink = MemorySink::new();
+        let flushed_on = std::sync::Arc::default();
+        (OnReporter { sink: sink.clone(), flushed_on: std::sync::Arc::clone(&flushed_on) }, sink, flushed_on)
+    }
+}
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("<unnamed>").to_string()
+}
+
+impl Sink for OnReporter {
+    fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
+        self.sink.write(event, ctx);
+    }
+
+    fn flush(&mut self, _ctx: &SinkContext<'_>, _deadline: std::time::Instant) {
+        self.flushed_on.lock().unwrap().push(thread_name());
+    }
+}
+
+/// `OnReporter`, but saying it never blocks.
+struct Inline(OnReporter);
+
+impl Sink for Inline {
+    fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
+        self.0.write(event, ctx);
+    }
+
+    fn flush(&mut self, ctx: &SinkContext<'_>, deadline: std::time::Instant) {
+        self.0.flush(ctx, deadline);
+    }
+
+    fn never_blocks(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_flush_runs_sinks_that_never_block_on_the_calling_thread_and_others_on_the_reporter() {
+    let flushed_by = |sinks: Vec<Box<dyn FnOnce(apm_runtime::AgentBuilder) -> apm_runtime::AgentBuilder>>| {
+        let (probe, sink, flushed_on) = OnReporter::new();
+        let mut builder = Agent::builder().sink(Inline(probe));
+        for add in sinks {
+            builder = add(builder);
+        }
+        let agent = builder.build().unwrap();
+        let tx = agent.transaction("t").start();
+        let attached = tx.attach();
+        Span::start("s").end();
+        drop(attached);
+        tx.end();
+        flush(&agent);
+        assert_eq!((sink.transactions().len(), sink.spans().len()), (1, 1), "everything delivered by the flush");
+        let on = flushed_on.lock().unwrap().last().cloned().expect("the sink was flushed");
+        on
+    };
+    let here = thread_name();
+    assert_eq!(flushed_by(vec![]), here, "every sink never blocks: delivered on the flushing thread");
+    assert_eq!(flushed_by(vec![Box::new(|b| b.sink(MemorySink::new()))]), here, "MemorySink never blocks either");
+    assert_eq!(
+        flushed_by(vec![Box::new(|b| b.sink(OnReporter::new().0))]),
+        "apm-reporter",
+        "one sink that may block keeps the whole flush on the reporter thread"
+    );
+}
+
 #[test]
 fn many_threads_wrapping_small_rings_under_concurrent_flushes_lose_and_duplicate_nothing() {
+    // Once with the flushes delivering on the flushing thread, once through the reporter.
+    let (agent, sink) = memory_agent(|c| c.max_queue_size(64usize).transaction_max_spans(100_000u32));
+    flush_while_threads_wrap_rings(&agent, &sink);
+    let (on_reporter, sink, _) = OnReporter::new();
+    let config = apm_runtime::Config::builder().max_queue_size(64usize).transaction_max_spans(100_000u32).build();
+    let agent = Agent::builder().config(config.unwrap()).sink(on_reporter).build().unwrap();
+    flush_while_threads_wrap_rings(&agent, &sink);
+}
+
+fn flush_while_threads_wrap_rings(agent: &Agent, sink: &MemorySink) {
     // Rings of 64 slots, 6 threads ending 3000 spans each (pausing now and then) while the main
-    // thread flushes over and over: every ring wraps many times, and spans find it full. Each
-    // span must arrive once, intact, or be counted as dropped.
+    // thread and two of the six flush over and over: every ring wraps many times, and spans find
+    // it full. Each span must arrive once, intact, or be counted as dropped.
     const THREADS: usize = 6;
     const SPANS: usize = 3_000;
-    let (agent, sink) = memory_agent(|c| c.max_queue_size(64usize).transaction_max_spans(100_000u32));
     let tx = agent.transaction("stress").start();
     let ctx = tx.context();
     let done = std::sync::atomic::AtomicUsize::new(0);
@@ -127,6 +211,9 @@ fn many_threads_wrapping_small_rings_under_concurrent_flushes_lose_and_duplicate
                     if i % 32 == 0 {
                         std::thread::yield_now();
                     }
+                    if t < 2 && i % 500 == 0 {
+                        assert!(agent.flush(Duration::from_secs(10)));
+                    }
                 }
                 done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             });
@@ -136,7 +223,7 @@ fn many_threads_wrapping_small_rings_under_concurrent_flushes_lose_and_duplicate
         }
     });
     tx.end();
-    flush(&agent);
+    flush(agent);
     let stats = agent.stats();
     let spans = sink.spans();
     let mut seen: Vec<u64> = spans.iter().map(|s| s["context"]["tags"]["at"].as_f64().unwrap() as u64).collect();
@@ -190,6 +277,41 @@ fn a_panicking_sink_loses_one_event_not_the_reporter() {
     assert_eq!(sink.transactions().len(), 2);
     let stats = agent.stats();
     assert_eq!((stats.sent, stats.dropped.send_failed), (2, 1));
+}
+
+#[test]
+fn a_sink_that_never_blocks_and_panics_in_a_flush_loses_one_call_not_the_flushing_thread() {
+    struct Flaky(MemorySink, usize);
+    impl Sink for Flaky {
+        fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
+            self.1 += 1;
+            if self.1 == 2 {
+                panic!("sink bug in write");
+            }
+            self.0.write(event, ctx);
+        }
+        fn flush(&mut self, _: &SinkContext<'_>, _: std::time::Instant) {
+            if self.1 == 3 {
+                panic!("sink bug in flush");
+            }
+        }
+        fn never_blocks(&self) -> bool {
+            true
+        }
+    }
+    let sink = MemorySink::new();
+    let agent = Agent::builder().sink(Flaky(sink.clone(), 0)).build().unwrap();
+    for _ in 0..3 {
+        agent.transaction("t").start().end();
+    }
+    // Both panics happen on this thread, inside the flush; neither reaches the caller.
+    flush(&agent);
+    assert_eq!(sink.transactions().len(), 2);
+    let stats = agent.stats();
+    assert_eq!((stats.sent, stats.dropped.send_failed), (2, 2), "one event and one flush call lost");
+    agent.transaction("after").start().end();
+    flush(&agent);
+    assert_eq!(sink.transactions().len(), 3, "the agent still delivers");
 }
 
 #[test]

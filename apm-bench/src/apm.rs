@@ -64,6 +64,12 @@ impl Sink for BenchSink {
     fn tick(&mut self, ctx: &SinkContext<'_>) {
         self.report(ctx);
     }
+
+    /// It serializes into memory and discards, as `MemorySink` keeps in memory: a flush may run
+    /// it on the flushing thread (see `Sink::never_blocks`).
+    fn never_blocks(&self) -> bool {
+        true
+    }
 }
 
 fn build(sample_rate: f64) -> Agent {

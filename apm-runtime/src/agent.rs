@@ -10,6 +10,10 @@
 //!   disappears uncounted. (A span pushed by another thread in the instant between the agent's
 //!   final drain at shutdown and its reporter's exit is the one exception: it is freed with its
 //!   ring, uncounted.)
+//! - One thread delivers at a time: draining and every sink call happen under the `Delivery`
+//!   lock, taken by the reporter for each poll or request and, when every sink never blocks, by
+//!   the thread calling [`Agent::flush`]. Sinks that may block are only ever called by the
+//!   reporter.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -281,6 +285,9 @@ impl AgentInner {
 pub struct Agent {
     pub(crate) inner: Arc<AgentInner>,
     reporter: Mutex<Option<JoinHandle<()>>>,
+    /// The reporter's delivery, when every sink never blocks: [`Agent::flush`] then delivers on
+    /// the calling thread, which saves waking the reporter and being woken by its answer.
+    inline: Option<Arc<Mutex<Delivery>>>,
 }
 
 /// Configures an [`Agent`]. Made by [`Agent::builder`].
@@ -354,26 +361,25 @@ impl AgentBuilder {
         let (control, control_rx) = crossbeam_channel::unbounded();
         let woken = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
-        let metadata = Metadata::collect(&config);
+        // Sinks that never block may be run by a flushing application thread (see `Delivery`).
+        let inline = sinks.iter().all(|sink| sink.never_blocks());
+        let delivery = Arc::new(Mutex::new(Delivery {
+            rx,
+            rings: rings.clone(),
+            spares: spares_tx,
+            sinks,
+            metadata: Metadata::collect(&config),
+            counters: counters.clone(),
+            recycled: Spares::new(),
+            batch: Vec::new(),
+            events: Vec::new(),
+        }));
         let enabled = config.enabled;
-        let reporter = {
-            let reporter = Reporter {
-                rx,
-                rings: rings.clone(),
-                control: control_rx,
-                spares: spares_tx,
-                woken: woken.clone(),
-                sinks,
-                recycled: Spares::new(),
-                batch: Vec::new(),
-                events: Vec::new(),
-            };
-            let counters = counters.clone();
-            std::thread::Builder::new()
-                .name("apm-reporter".into())
-                .spawn(move || reporter.run(metadata, counters))
-                .expect("spawning the apm-reporter thread")
-        };
+        let reporter = Reporter { control: control_rx, woken: woken.clone(), delivery: delivery.clone() };
+        let reporter = std::thread::Builder::new()
+            .name("apm-reporter".into())
+            .spawn(move || reporter.run())
+            .expect("spawning the apm-reporter thread");
         Ok(Agent {
             inner: Arc::new(AgentInner {
                 config,
@@ -388,6 +394,7 @@ impl AgentBuilder {
                 counters,
             }),
             reporter: Mutex::new(Some(reporter)),
+            inline: inline.then_some(delivery),
         })
     }
 }
@@ -395,14 +402,25 @@ impl AgentBuilder {
 /// Batches of empty boxes on their way back to the application threads, at most.
 const SPARE_BATCHES: usize = 16;
 
-/// The reporter thread: the only place events are serialized and sent.
+/// The reporter thread: waits for control messages or the next poll, and delivers.
 struct Reporter {
+    control: Receiver<Control>,
+    woken: Arc<AtomicBool>,
+    delivery: Arc<Mutex<Delivery>>,
+}
+
+/// Everything a drain needs: the queues' consuming ends, the sinks, and the buffers reused from
+/// one drain to the next. Behind a mutex so that, when every sink never blocks, the thread
+/// calling [`Agent::flush`] can deliver itself rather than wake the reporter; the mutex also
+/// keeps the rings' single-consumer invariant (see [`crate::queue`]) and the sinks' one-at-a-
+/// time calls whichever thread delivers.
+struct Delivery {
     rx: Receiver<Event>,
     rings: Arc<Rings>,
-    control: Receiver<Control>,
     spares: Sender<Spares>,
-    woken: Arc<AtomicBool>,
     sinks: Vec<Box<dyn Sink>>,
+    metadata: Metadata,
+    counters: Arc<Counters>,
     /// Written span boxes collected to go back to the application threads.
     recycled: Spares,
     /// Reused buffers for one drain: what it writes, and what the channel held.
@@ -416,38 +434,34 @@ struct Gone;
 /// How often the reporter drains the queue when nobody asks it to.
 const POLL: Duration = Duration::from_millis(20);
 
+/// What the sinks are asked to do once a drain has written what was queued.
+#[derive(Clone, Copy)]
+enum After {
+    Tick,
+    Flush(Instant),
+    Shutdown(Instant),
+}
+
 impl Reporter {
-    fn run(mut self, metadata: Metadata, counters: Arc<Counters>) {
-        let ctx = SinkContext { metadata: &metadata, counters: Some(&counters) };
-        let quiet = SinkContext { metadata: &metadata, counters: None };
+    fn run(self) {
         loop {
-            let request = match self.next_control() {
+            let (after, ack) = match self.next_control() {
                 Some(Ok(Control::Wake)) => {
                     self.woken.store(false, Ordering::Relaxed);
-                    None
+                    (After::Tick, None)
                 }
-                Some(Ok(Control::Flush(deadline, ack))) => Some((deadline, ack, false)),
-                Some(Ok(Control::Shutdown(deadline, ack))) => Some((deadline, ack, true)),
-                None => None,
+                Some(Ok(Control::Flush(deadline, ack))) => (After::Flush(deadline), Some(ack)),
+                Some(Ok(Control::Shutdown(deadline, ack))) => (After::Shutdown(deadline), Some(ack)),
+                None => (After::Tick, None),
                 // The agent is gone (every handle dropped): deliver what is left, then stop.
-                Some(Err(Gone)) => Some((Instant::now() + Duration::from_secs(1), Ack::new(), true)),
+                Some(Err(Gone)) => (After::Shutdown(Instant::now() + Duration::from_secs(1)), None),
             };
-            self.drain(&ctx, &quiet, &counters);
-            match request {
-                None => self.each_sink(&ctx, &quiet, |sink, c| sink.tick(c)),
-                Some((deadline, ack, stop)) => {
-                    self.each_sink(&ctx, &quiet, |sink, c| {
-                        if stop {
-                            sink.shutdown(c, deadline)
-                        } else {
-                            sink.flush(c, deadline)
-                        }
-                    });
-                    ack.answer();
-                    if stop {
-                        return;
-                    }
-                }
+            self.delivery.lock().unwrap_or_else(|e| e.into_inner()).deliver(after);
+            if let Some(ack) = ack {
+                ack.answer();
+            }
+            if matches!(after, After::Shutdown(_)) {
+                return;
             }
         }
     }
@@ -471,18 +485,30 @@ impl Reporter {
             std::thread::park_timeout(deadline - now);
         }
     }
+}
+
+impl Delivery {
+    /// Writes everything queued so far to the sinks, then ticks, flushes or shuts them down.
+    fn deliver(&mut self, after: After) {
+        self.drain();
+        each_sink(&mut self.sinks, &self.metadata, &self.counters, |sink, c| match after {
+            After::Tick => sink.tick(c),
+            After::Flush(deadline) => sink.flush(c, deadline),
+            After::Shutdown(deadline) => sink.shutdown(c, deadline),
+        });
+    }
 
     /// Writes everything queued so far, including before a flush request. Transactions and
     /// errors are taken first and written last: every span a thread ended before it submitted
     /// its transaction is then in that thread's ring, so it is written before the transaction.
-    fn drain(&mut self, ctx: &SinkContext<'_>, quiet: &SinkContext<'_>, counters: &Counters) {
+    fn drain(&mut self) {
         self.events.extend(self.rx.try_iter());
         let mut batch = std::mem::take(&mut self.batch);
         let n = self.rings.drain(&mut batch);
-        counters.queued.fetch_add(n as u64, Ordering::Relaxed);
+        self.counters.queued.fetch_add(n as u64, Ordering::Relaxed);
         // Spans first, then what the channel held.
         batch.append(&mut self.events);
-        self.write_all(&batch, ctx, quiet);
+        write_all(&mut self.sinks, &self.metadata, &self.counters, &batch);
         for event in batch.drain(..) {
             if let Event::Span(span) = event {
                 self.recycle(span);
@@ -510,45 +536,50 @@ impl Reporter {
         let chain = std::mem::replace(&mut self.recycled, Spares::new());
         let _ = self.spares.try_send(chain);
     }
+}
 
-    /// Hands `events`, in order, to every sink: the first with the counting context. One
-    /// unwinding guard per sink and drain, not per event; a sink that panics loses the event it
-    /// was handling (counted as a failed send) and gets the rest.
-    fn write_all(&mut self, events: &[Event], ctx: &SinkContext<'_>, quiet: &SinkContext<'_>) {
-        for (i, sink) in self.sinks.iter_mut().enumerate() {
-            let c = if i == 0 { ctx } else { quiet };
-            let mut next = 0;
-            while next < events.len() {
-                let run = std::panic::AssertUnwindSafe(|| {
-                    while let Some(event) = events.get(next) {
-                        sink.write(event, c);
-                        next += 1;
-                    }
-                });
-                if std::panic::catch_unwind(run).is_err() {
-                    eprintln!("[apm] a sink panicked; the event it was handling is counted as dropped");
-                    c.record_dropped(DropReason::SendFailed, 1);
+/// The context sink `i` is called with: statistics count the first sink's deliveries only.
+fn sink_context<'a>(i: usize, metadata: &'a Metadata, counters: &'a Counters) -> SinkContext<'a> {
+    SinkContext { metadata, counters: (i == 0).then_some(counters) }
+}
+
+/// Hands `events`, in order, to every sink. One unwinding guard per sink and drain, not per
+/// event; a sink that panics loses the event it was handling (counted as a failed send) and gets
+/// the rest.
+fn write_all(sinks: &mut [Box<dyn Sink>], metadata: &Metadata, counters: &Counters, events: &[Event]) {
+    for (i, sink) in sinks.iter_mut().enumerate() {
+        let c = sink_context(i, metadata, counters);
+        let mut next = 0;
+        while next < events.len() {
+            let run = std::panic::AssertUnwindSafe(|| {
+                while let Some(event) = events.get(next) {
+                    sink.write(event, &c);
                     next += 1;
                 }
+            });
+            if std::panic::catch_unwind(run).is_err() {
+                eprintln!("[apm] a sink panicked; the event it was handling is counted as dropped");
+                c.record_dropped(DropReason::SendFailed, 1);
+                next += 1;
             }
         }
     }
+}
 
-    /// Calls `f` on every sink: the first with the counting context. A sink that panics loses
-    /// that one call (counted as a failed send), not the reporter thread.
-    fn each_sink(
-        &mut self,
-        ctx: &SinkContext<'_>,
-        quiet: &SinkContext<'_>,
-        mut f: impl FnMut(&mut dyn Sink, &SinkContext<'_>),
-    ) {
-        for (i, sink) in self.sinks.iter_mut().enumerate() {
-            let c = if i == 0 { ctx } else { quiet };
-            let call = std::panic::AssertUnwindSafe(|| f(&mut **sink, c));
-            if std::panic::catch_unwind(call).is_err() {
-                eprintln!("[apm] a sink panicked; the event it was handling is counted as dropped");
-                c.record_dropped(DropReason::SendFailed, 1);
-            }
+/// Calls `f` on every sink. A sink that panics loses that one call (counted as a failed send),
+/// not the thread delivering.
+fn each_sink(
+    sinks: &mut [Box<dyn Sink>],
+    metadata: &Metadata,
+    counters: &Counters,
+    mut f: impl FnMut(&mut dyn Sink, &SinkContext<'_>),
+) {
+    for (i, sink) in sinks.iter_mut().enumerate() {
+        let c = sink_context(i, metadata, counters);
+        let call = std::panic::AssertUnwindSafe(|| f(&mut **sink, &c));
+        if std::panic::catch_unwind(call).is_err() {
+            eprintln!("[apm] a sink panicked; the event it was handling is counted as dropped");
+            c.record_dropped(DropReason::SendFailed, 1);
         }
     }
 }
@@ -667,7 +698,15 @@ impl Agent {
     /// assert!(agent.flush(std::time::Duration::from_secs(1)));
     /// ```
     pub fn flush(&self, timeout: Duration) -> bool {
-        self.inner.ask(Control::Flush, timeout)
+        match &self.inline {
+            // Waits at most for the reporter's current drain, which never blocks either.
+            Some(delivery) => {
+                let deadline = Instant::now() + timeout;
+                delivery.lock().unwrap_or_else(|e| e.into_inner()).deliver(After::Flush(deadline));
+                true
+            }
+            None => self.inner.ask(Control::Flush, timeout),
+        }
     }
 }
 
