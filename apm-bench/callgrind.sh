@@ -13,9 +13,11 @@
 # in scenario 3, the worker that attaches and runs the span).
 #
 # Scenario 1 is counted as the suite times it, until the events are handed to apm's sink (which
-# then only counts them), and as s1-serialized, with the sink serializing every span too.
+# then only counts them), as s1-serialized, with the sink serializing every span too, and as
+# s1-via-reporter, with a sink that may block, so that the flushes go through the reporter thread.
 #
-# Usage: apm-bench/callgrind.sh [scenario ...]   (default: s1 s1-serialized s2-no-tx s2-sampling-0 s3 s5)
+# Usage: apm-bench/callgrind.sh [scenario ...]
+#   (default: s1 s1-serialized s1-via-reporter s2-no-tx s2-sampling-0 s3 s5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,11 +36,11 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(s1 s1-serialized s2-no-tx s2-sampling-0 s3 s5)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(s1 s1-serialized s1-via-reporter s2-no-tx s2-sampling-0 s3 s5)
 
 n_for() {
   case "$1" in
-    s1|s1-serialized) echo 20000 ;;   # child spans: 200 roots of 100
+    s1|s1-serialized|s1-via-reporter) echo 20000 ;;   # child spans: 200 roots of 100
     s2-*) echo 200000 ;;     # calls
     s3) echo 8192 ;;         # jobs (a multiple of the 1024-job sync interval)
     s5) echo 10000 ;;        # events (10 batches of 1000)
@@ -64,7 +66,7 @@ for s in "${scenarios[@]}"; do
     [ "$s" = s3 ] && [ "$lib" = apm-start-only ] && continue
     [ "$s" = s2-sampling-0 ] && [ "$lib" = tracing ] && continue
     [ "$s" = s5 ] && [ "$lib" != apm ] && [ "$lib" != floor ] && continue
-    [ "$s" = s1-serialized ] && [ "$lib" != apm ] && [ "$lib" != apm-macros ] && continue
+    [ "$s" = s1-serialized ] || [ "$s" = s1-via-reporter ] && [ "$lib" != apm ] && [ "$lib" != apm-macros ] && continue
     for k in 1 2; do
       valgrind --tool=callgrind --separate-threads=yes --dump-instr=no \
         --toggle-collect='std::sys::backtrace::__rust_begin_short_backtrace*' \

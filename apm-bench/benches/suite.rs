@@ -27,6 +27,7 @@ enum G {
     S1Calling,
     S1Cpu,
     S1CpuSerialized,
+    S1CpuViaReporter,
     S2NoTx,
     S2Unsampled,
     S3,
@@ -35,13 +36,24 @@ enum G {
 }
 
 impl G {
-    const ALL: [G; 8] = [G::S1Calling, G::S1Cpu, G::S1CpuSerialized, G::S2NoTx, G::S2Unsampled, G::S3, G::S4, G::S5];
+    const ALL: [G; 9] = [
+        G::S1Calling,
+        G::S1Cpu,
+        G::S1CpuSerialized,
+        G::S1CpuViaReporter,
+        G::S2NoTx,
+        G::S2Unsampled,
+        G::S3,
+        G::S4,
+        G::S5,
+    ];
 
     fn id(self) -> &'static str {
         match self {
             G::S1Calling => "s1_calling_thread",
             G::S1Cpu => "s1_total_cpu",
             G::S1CpuSerialized => "s1_total_cpu_serialized",
+            G::S1CpuViaReporter => "s1_total_cpu_via_reporter",
             G::S2NoTx => "s2_no_transaction",
             G::S2Unsampled => "s2_sampling_0",
             G::S3 => "s3_cross_thread",
@@ -55,6 +67,7 @@ impl G {
             G::S1Calling => "1 root+100 children, calling thread",
             G::S1Cpu => "1 root+100 children, total process CPU until handed to the sink/reporter/exporter",
             G::S1CpuSerialized => "1 root+100 children, total process CPU, apm's sink serializing every span",
+            G::S1CpuViaReporter => "1 root+100 children, total process CPU, apm's flushes through its reporter thread",
             G::S2NoTx => "2 span in fn, no current transaction",
             G::S2Unsampled => "2 span in fn, sampling 0",
             G::S3 => "3 capture→other thread→attach→1 span",
@@ -65,7 +78,7 @@ impl G {
 
     fn unit(self) -> &'static str {
         match self {
-            G::S1Calling | G::S1Cpu | G::S1CpuSerialized => "per child span",
+            G::S1Calling | G::S1Cpu | G::S1CpuSerialized | G::S1CpuViaReporter => "per child span",
             G::S2NoTx | G::S2Unsampled => "per call",
             G::S3 => "per job, end to end",
             G::S4 => "per fan-out, end to end",
@@ -78,7 +91,7 @@ impl G {
             .into_iter()
             .filter(|&lib| match self {
                 G::S1Calling | G::S1Cpu => true,
-                G::S1CpuSerialized => !matches!(lib, Lib::ApmStartOnly | Lib::Floor),
+                G::S1CpuSerialized | G::S1CpuViaReporter => !matches!(lib, Lib::ApmStartOnly | Lib::Floor),
                 G::S2NoTx => true,
                 G::S2Unsampled => scenarios::s2_function(lib, S2Case::Unsampled).is_some(),
                 G::S3 | G::S4 => lib != Lib::ApmStartOnly,
@@ -116,22 +129,12 @@ fn routine(g: G, lib: Lib, iters: u64, fx: &mut Fixture) -> (Duration, u64) {
             lib.flush();
             (spent, iters * 100)
         }
-        G::S1Cpu | G::S1CpuSerialized => {
-            // Until the events are handed over: apm's sink takes them without serializing, as
-            // the others' reporter and exporter take theirs (see `apm::SERIALIZE`).
-            apm_bench::apm::SERIALIZE.store(g == G::S1CpuSerialized, std::sync::atomic::Ordering::Relaxed);
-            let cpu = process_cpu_time();
-            for i in 0..iters {
-                black_box(scenarios::s1_iteration(lib));
-                if (i + 1) % scenarios::S1_FLUSH_EVERY == 0 {
-                    lib.periodic_flush();
-                }
-            }
-            lib.flush();
-            let spent = process_cpu_time() - cpu;
-            apm_bench::apm::SERIALIZE.store(true, std::sync::atomic::Ordering::Relaxed);
-            (spent, iters * 100)
+        G::S1Cpu | G::S1CpuSerialized => s1_total_cpu(lib, iters, g == G::S1CpuSerialized),
+        // The anchors run as in `S1Cpu`, so that this row's ratios are measured side by side too.
+        G::S1CpuViaReporter if !lib.is_anchor() => {
+            apm_bench::apm::on_reporter_agent(|| s1_total_cpu(lib, iters, false))
         }
+        G::S1CpuViaReporter => s1_total_cpu(lib, iters, false),
         G::S2NoTx | G::S2Unsampled => {
             let case = if g == G::S2NoTx { S2Case::NoTransaction } else { S2Case::Unsampled };
             let f = scenarios::s2_function(lib, case).expect("filtered by G::libs");
@@ -164,6 +167,24 @@ fn routine(g: G, lib: Lib, iters: u64, fx: &mut Fixture) -> (Duration, u64) {
             (t.elapsed(), iters * report::BATCH as u64)
         }
     }
+}
+
+/// Scenario 1's total CPU: the process's CPU time over `iters` iterations and the flushes.
+fn s1_total_cpu(lib: Lib, iters: u64, serialize: bool) -> (Duration, u64) {
+    // Until the events are handed over: apm's sink takes them without serializing (unless
+    // `serialize`), as the others' reporter and exporter take theirs (see `apm::SERIALIZE`).
+    apm_bench::apm::SERIALIZE.store(serialize, std::sync::atomic::Ordering::Relaxed);
+    let cpu = process_cpu_time();
+    for i in 0..iters {
+        black_box(scenarios::s1_iteration(lib));
+        if (i + 1) % scenarios::S1_FLUSH_EVERY == 0 {
+            lib.periodic_flush();
+        }
+    }
+    lib.flush();
+    let spent = process_cpu_time() - cpu;
+    apm_bench::apm::SERIALIZE.store(true, std::sync::atomic::Ordering::Relaxed);
+    (spent, iters * 100)
 }
 
 /// Per-operation ns of criterion's measurement samples, by (group, library).
@@ -200,7 +221,7 @@ fn median(v: &[f64]) -> Option<f64> {
 /// Operations per iteration of `g`.
 fn ops_per_iter(g: G) -> u64 {
     match g {
-        G::S1Calling | G::S1Cpu | G::S1CpuSerialized => 100,
+        G::S1Calling | G::S1Cpu | G::S1CpuSerialized | G::S1CpuViaReporter => 100,
         G::S5 => report::BATCH as u64,
         _ => 1,
     }
@@ -323,6 +344,14 @@ impl Summary {
             }
             if let Some((_, shown)) = rel(G::S1CpuSerialized, Lib::Fastrace, 0.8) {
                 println!("| {who}: 1 total CPU, every span also serialized | (not a budget) vs fastrace | {shown} | informative |");
+            }
+            for other in [Lib::Fastrace, Lib::Tracing, Lib::Otel] {
+                if let Some((_, shown)) = rel(G::S1CpuViaReporter, other, 0.0) {
+                    println!(
+                        "| {who}: 1 total CPU, flushes through the reporter thread | (not a budget) vs {} | {shown} | informative |",
+                        other.name()
+                    );
+                }
             }
             for g in [G::S2NoTx, G::S2Unsampled] {
                 let d = (|| {

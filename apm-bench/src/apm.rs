@@ -72,13 +72,33 @@ impl Sink for BenchSink {
     }
 }
 
-fn build(sample_rate: f64) -> Agent {
+/// [`BenchSink`] keeping `Sink::never_blocks`' default (false), as the intake sink and any sink
+/// that may block do: every call then runs on the reporter thread, and a flush is a wake-up of
+/// the reporter and one of the caller.
+#[derive(Default)]
+pub struct MayBlock(BenchSink);
+
+impl Sink for MayBlock {
+    fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
+        self.0.write(event, ctx);
+    }
+
+    fn flush(&mut self, ctx: &SinkContext<'_>, deadline: std::time::Instant) {
+        self.0.flush(ctx, deadline);
+    }
+
+    fn tick(&mut self, ctx: &SinkContext<'_>) {
+        self.0.tick(ctx);
+    }
+}
+
+fn build(sample_rate: f64, sink: impl Sink) -> Agent {
     let config = Config::builder()
         .service_name("apm-bench")
         .transaction_sample_rate(sample_rate)
         .build()
         .expect("valid benchmark config");
-    Agent::builder().config(config).sink(BenchSink::default()).build().expect("agent starts")
+    Agent::builder().config(config).sink(sink).build().expect("agent starts")
 }
 
 /// The sampled agent (sample rate 1, default limits: 500 spans per transaction, queue 2048). It
@@ -86,7 +106,7 @@ fn build(sample_rate: f64) -> Agent {
 pub fn agent() -> &'static Agent {
     static AGENT: OnceLock<Agent> = OnceLock::new();
     AGENT.get_or_init(|| {
-        let agent = build(1.0);
+        let agent = build(1.0, BenchSink::default());
         agent.install_global();
         agent
     })
@@ -95,17 +115,47 @@ pub fn agent() -> &'static Agent {
 /// An agent with `TRANSACTION_SAMPLE_RATE=0`, for scenario 2.
 pub fn unsampled_agent() -> &'static Agent {
     static AGENT: OnceLock<Agent> = OnceLock::new();
-    AGENT.get_or_init(|| build(0.0))
+    AGENT.get_or_init(|| build(0.0, BenchSink::default()))
+}
+
+/// The sampled agent with a [`MayBlock`] sink, for scenario 1's "flushed through the reporter"
+/// row.
+pub fn reporter_agent() -> &'static Agent {
+    static AGENT: OnceLock<Agent> = OnceLock::new();
+    AGENT.get_or_init(|| build(1.0, MayBlock::default()))
+}
+
+/// Set while scenario 1 runs on [`reporter_agent`] instead of [`agent`] (the `#[transaction]`
+/// rows need it as the thread's default agent too: [`on_reporter_agent`]).
+pub static VIA_REPORTER: AtomicBool = AtomicBool::new(false);
+
+/// Runs `f` with scenario 1 on [`reporter_agent`]: the manual rows pick it through
+/// [`VIA_REPORTER`], the macros as the thread's default agent.
+pub fn on_reporter_agent<R>(f: impl FnOnce() -> R) -> R {
+    let _default = reporter_agent().set_default();
+    VIA_REPORTER.store(true, Ordering::Relaxed);
+    let out = f();
+    VIA_REPORTER.store(false, Ordering::Relaxed);
+    out
+}
+
+/// The agent scenario 1 runs on.
+fn s1_agent() -> &'static Agent {
+    if VIA_REPORTER.load(Ordering::Relaxed) {
+        reporter_agent()
+    } else {
+        agent()
+    }
 }
 
 /// Waits until every event ended so far has been handed to (and serialized by) the sink.
 pub fn flush() {
-    assert!(agent().flush(Duration::from_secs(30)), "apm agent flush timed out");
+    assert!(s1_agent().flush(Duration::from_secs(30)), "apm agent flush timed out");
 }
 
 /// Events dropped by the sampled agent (must stay 0, or the benchmark measured the drop path).
 pub fn dropped() -> u64 {
-    agent().stats().dropped.total() + unsampled_agent().stats().dropped.total()
+    [agent(), unsampled_agent(), reporter_agent()].iter().map(|a| a.stats().dropped.total()).sum()
 }
 
 /// A child span as the `#[span]` macro lays it out: the body in `Span::in_scope` (start, make
@@ -127,7 +177,7 @@ pub fn child_start_only(x: u64) -> u64 {
 /// Scenario 1: a transaction with 100 child spans, on the calling thread.
 #[inline(never)]
 pub fn s1_root_100(child: fn(u64) -> u64) -> u64 {
-    let tx = agent().transaction("root").start();
+    let tx = s1_agent().transaction("root").start();
     let _active = tx.attach();
     let mut acc = 0;
     for i in 0..100 {

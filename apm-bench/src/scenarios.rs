@@ -69,6 +69,7 @@ impl Lib {
             Lib::Apm | Lib::ApmMacros | Lib::ApmStartOnly => {
                 let _ = apm::agent();
                 let _ = apm::unsampled_agent();
+                let _ = apm::reporter_agent();
             }
             Lib::Fastrace => fast::init(),
             Lib::Tracing => trc::init(),

@@ -414,6 +414,11 @@ struct Reporter {
 /// calling [`Agent::flush`] can deliver itself rather than wake the reporter; the mutex also
 /// keeps the rings' single-consumer invariant (see [`crate::queue`]) and the sinks' one-at-a-
 /// time calls whichever thread delivers.
+///
+/// Aligned to (pairs of) cache lines: a drain writes its fields for every span it recycles, and
+/// an application object allocated on the same line would be slowed by false sharing (this
+/// halved scenario 1's speed in issue 6's benchmark before it was aligned).
+#[repr(align(128))]
 struct Delivery {
     rx: Receiver<Event>,
     rings: Arc<Rings>,

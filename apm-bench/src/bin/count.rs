@@ -1,17 +1,59 @@
 //! Runs one scenario for one library N times, for instruction counting under callgrind
 //! (`apm-bench/callgrind.sh` runs it with N and 2N and reports (I(2N) - I(N)) / N).
 //!
-//! `count sizes` prints the sizes of the runtime's hot-path types.
+//! `count sizes` prints the sizes of the runtime's hot-path types; `count flushes N` and
+//! `count flushes-via-reporter N` flush an idle agent N times (see below).
 //!
-//! Usage: `count <s1|s1-serialized|s2-no-tx|s2-sampling-0|s3|s5> <apm|apm-macros|apm-start-only|fastrace|tracing|otel|floor> <N>`
+//! Usage: `count <s1|s1-serialized|s1-via-reporter|s2-no-tx|s2-sampling-0|s3|s5> <apm|apm-macros|apm-start-only|fastrace|tracing|otel|floor> <N>`
 //! where N counts operations: child spans for s1 (a multiple of 100), calls for s2, jobs for s3,
 //! events for s5 (a multiple of 1000; apm or floor only). As in the suite, `s1` counts until the
 //! events are handed to apm's sink, which then only counts them; `s1-serialized` has the sink
-//! serialize every span as well.
+//! serialize every span as well, and `s1-via-reporter` runs `s1` on an agent whose sink keeps
+//! `Sink::never_blocks` false, so its flushes go through the reporter thread.
 
 use apm_bench::scenarios::{self, ChunkWorker, Lib, S2Case};
 use std::hint::black_box;
 use std::time::Duration;
+
+/// An agent whose one sink counts events and keeps `never_blocks` false.
+fn via_reporter() -> apm_runtime::Agent {
+    struct Count;
+    impl apm_runtime::report::Sink for Count {
+        fn write(&mut self, _: &apm_runtime::Event, ctx: &apm_runtime::report::SinkContext<'_>) {
+            ctx.record_sent(1);
+        }
+    }
+    apm_runtime::Agent::builder().sink(Count).build().expect("agent starts")
+}
+
+/// Scenario 1, `n` child spans: prints the calling thread's CPU per span outside the flushes
+/// and the process's in all.
+fn s1(lib: Lib, n: u64, serialize: bool) {
+    apm_bench::apm::SERIALIZE.store(serialize, std::sync::atomic::Ordering::Relaxed);
+    let iters = n / 100;
+    // The calling thread's CPU outside the flushes, and the process's in all: CPU time
+    // leaves out the time this shared machine's other load takes the core away, so
+    // these repeat better than wall time when comparing two builds.
+    let (process, mut calling) = (apm_bench::cpu::process_cpu_time(), Duration::ZERO);
+    let mut since = apm_bench::cpu::thread_cpu_time();
+    for i in 0..iters {
+        black_box(scenarios::s1_iteration(lib));
+        if (i + 1) % scenarios::S1_FLUSH_EVERY == 0 {
+            calling += apm_bench::cpu::thread_cpu_time() - since;
+            lib.periodic_flush();
+            since = apm_bench::cpu::thread_cpu_time();
+        }
+    }
+    calling += apm_bench::cpu::thread_cpu_time() - since;
+    lib.flush();
+    let per_span = |d: Duration| d.as_nanos() as f64 / (iters * 100) as f64;
+    eprintln!(
+        "{}: calling thread {:.1} ns CPU per child span outside flushes, process {:.1} ns",
+        lib.name(),
+        per_span(calling),
+        per_span(apm_bench::cpu::process_cpu_time() - process)
+    );
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -25,51 +67,42 @@ fn main() {
         println!("Transaction {} bytes", std::mem::size_of::<apm_runtime::Transaction>());
         return;
     }
-    if args.get(1).map(String::as_str) == Some("flushes") {
+    if let Some(via) = args.get(1).filter(|a| a.starts_with("flushes")) {
         // `count flushes N`: N flushes of the apm agent with nothing queued, to time what a
-        // flush costs by itself (`perf stat -e task-clock` at two N): a wake-up of the reporter
-        // and one of the caller.
+        // flush costs by itself (`perf stat -e task-clock` at two N). The bench sink never
+        // blocks, so the calling thread delivers itself. `count flushes-via-reporter N` does the
+        // same with a sink that keeps `Sink::never_blocks`' default (as the intake sink does):
+        // each flush is then a wake-up of the reporter and one of the caller.
         let n: u64 = args.get(2).and_then(|n| n.parse().ok()).expect("count flushes N");
-        Lib::Apm.init();
+        let agent = match via.as_str() {
+            "flushes" => {
+                Lib::Apm.init();
+                apm_bench::apm::agent()
+            }
+            "flushes-via-reporter" => &*Box::leak(Box::new(via_reporter())),
+            other => panic!("unknown mode {other}"),
+        };
         for _ in 0..n {
-            apm_bench::apm::flush();
+            assert!(agent.flush(Duration::from_secs(30)));
         }
         return;
     }
     if args.len() != 4 {
-        eprintln!("usage: count <s1|s1-serialized|s2-no-tx|s2-sampling-0|s3|s5> <library> <N>");
+        eprintln!("usage: count <s1|s1-serialized|s1-via-reporter|s2-no-tx|s2-sampling-0|s3|s5> <library> <N>");
         std::process::exit(2);
     }
     let lib = Lib::parse(&args[2]).unwrap_or_else(|| panic!("unknown library {}", args[2]));
     let n: u64 = args[3].parse().expect("N is a number");
     lib.init();
     match args[1].as_str() {
-        "s1" | "s1-serialized" => {
-            apm_bench::apm::SERIALIZE.store(args[1] == "s1-serialized", std::sync::atomic::Ordering::Relaxed);
-            let iters = n / 100;
-            // The calling thread's CPU outside the flushes, and the process's in all: CPU time
-            // leaves out the time this shared machine's other load takes the core away, so
-            // these repeat better than wall time when comparing two builds.
-            let (process, mut calling) = (apm_bench::cpu::process_cpu_time(), Duration::ZERO);
-            let mut since = apm_bench::cpu::thread_cpu_time();
-            for i in 0..iters {
-                black_box(scenarios::s1_iteration(lib));
-                if (i + 1) % scenarios::S1_FLUSH_EVERY == 0 {
-                    calling += apm_bench::cpu::thread_cpu_time() - since;
-                    lib.periodic_flush();
-                    since = apm_bench::cpu::thread_cpu_time();
-                }
+        "s1-via-reporter" => {
+            if lib.is_anchor() {
+                eprintln!("s1-via-reporter runs apm's libraries only (the anchors' s1 is the same run)");
+                std::process::exit(3);
             }
-            calling += apm_bench::cpu::thread_cpu_time() - since;
-            lib.flush();
-            let per_span = |d: Duration| d.as_nanos() as f64 / (iters * 100) as f64;
-            eprintln!(
-                "{}: calling thread {:.1} ns CPU per child span outside flushes, process {:.1} ns",
-                lib.name(),
-                per_span(calling),
-                per_span(apm_bench::cpu::process_cpu_time() - process)
-            );
+            apm_bench::apm::on_reporter_agent(|| s1(lib, n, false));
         }
+        "s1" | "s1-serialized" => s1(lib, n, args[1] == "s1-serialized"),
         "s2-no-tx" | "s2-sampling-0" => {
             let case = if args[1] == "s2-no-tx" { S2Case::NoTransaction } else { S2Case::Unsampled };
             match scenarios::s2_function(lib, case) {
