@@ -694,6 +694,10 @@ impl Agent {
     /// Sends everything queued so far, waiting at most `timeout`. Returns `true` if the
     /// reporter finished in time.
     ///
+    /// When every sink [never blocks](crate::report::Sink::never_blocks), the calling thread
+    /// drains the queues and flushes the sinks itself (after the reporter's drain in progress,
+    /// if any), with no thread woken, and returns `true`.
+    ///
     /// "Queued" is every span, transaction and error that ended, on any thread, before the call
     /// (each thread's ring is drained as part of the flush): flush after joining the work whose
     /// spans you want sent.
