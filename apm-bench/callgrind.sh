@@ -16,8 +16,13 @@
 # then only counts them), as s1-serialized, with the sink serializing every span too, and as
 # s1-via-reporter, with a sink that may block, so that the flushes go through the reporter thread.
 #
+# Scenario 2's `-in-bin` variants count apm-macros' span fn defined in the `count` binary crate
+# itself (thread-locals reached with the initial-exec model) instead of in the bench's library
+# crate, where every library's functions live (general-dynamic model, see `count.rs`).
+#
 # Usage: apm-bench/callgrind.sh [scenario ...]
-#   (default: s1 s1-serialized s1-via-reporter s2-no-tx s2-sampling-0 s3 s5)
+#   (default: s1 s1-serialized s1-via-reporter s2-no-tx s2-sampling-0 s2-no-tx-in-bin
+#    s2-sampling-0-in-bin s3 s5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +41,7 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(s1 s1-serialized s1-via-reporter s2-no-tx s2-sampling-0 s3 s5)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(s1 s1-serialized s1-via-reporter s2-no-tx s2-sampling-0 s2-no-tx-in-bin s2-sampling-0-in-bin s3 s5)
 
 n_for() {
   case "$1" in
@@ -65,6 +70,7 @@ for s in "${scenarios[@]}"; do
   for lib in apm apm-macros apm-start-only fastrace tracing otel floor; do
     [ "$s" = s3 ] && [ "$lib" = apm-start-only ] && continue
     [ "$s" = s2-sampling-0 ] && [ "$lib" = tracing ] && continue
+    [ "${s%-in-bin}" != "$s" ] && [ "$lib" != apm-macros ] && continue
     [ "$s" = s5 ] && [ "$lib" != apm ] && [ "$lib" != floor ] && continue
     [ "$s" = s1-serialized ] || [ "$s" = s1-via-reporter ] && [ "$lib" != apm ] && [ "$lib" != apm-macros ] && continue
     for k in 1 2; do

@@ -4,7 +4,7 @@
 //! `count sizes` prints the sizes of the runtime's hot-path types; `count flushes N` and
 //! `count flushes-via-reporter N` flush an idle agent N times (see below).
 //!
-//! Usage: `count <s1|s1-serialized|s1-via-reporter|s2-no-tx|s2-sampling-0|s3|s5> <apm|apm-macros|apm-start-only|fastrace|tracing|otel|floor> <N>`
+//! Usage: `count <s1|s1-serialized|s1-via-reporter|s2-no-tx|s2-sampling-0|s2-no-tx-in-bin|s2-sampling-0-in-bin|s3|s5> <apm|apm-macros|apm-start-only|fastrace|tracing|otel|floor> <N>`
 //! where N counts operations: child spans for s1 (a multiple of 100), calls for s2, jobs for s3,
 //! events for s5 (a multiple of 1000; apm or floor only). As in the suite, `s1` counts until the
 //! events are handed to apm's sink, which then only counts them; `s1-serialized` has the sink
@@ -14,6 +14,17 @@
 use apm_bench::scenarios::{self, ChunkWorker, Lib, S2Case};
 use std::hint::black_box;
 use std::time::Duration;
+
+/// Scenario 2's `#[span]` fn, defined in this binary crate rather than in the bench's library
+/// like every other library's: `s2-*-in-bin` counts what the span costs where a thread-local is
+/// reached with the executable's initial-exec model. A library crate's code is compiled for the
+/// general-dynamic model, a call to `__tls_get_addr` that the linker relaxes to two instructions
+/// but for which the compiler has already set up a stack frame.
+#[apm_runtime::span(name = "child")]
+#[inline(never)]
+fn child_in_bin(x: u64) -> u64 {
+    apm_bench::work::tiny(x)
+}
 
 /// An agent whose one sink counts events and keeps `never_blocks` false.
 fn via_reporter() -> apm_runtime::Agent {
@@ -88,7 +99,7 @@ fn main() {
         return;
     }
     if args.len() != 4 {
-        eprintln!("usage: count <s1|s1-serialized|s1-via-reporter|s2-no-tx|s2-sampling-0|s3|s5> <library> <N>");
+        eprintln!("usage: count <s1|s1-serialized|s1-via-reporter|s2-no-tx|s2-sampling-0|s2-no-tx-in-bin|s2-sampling-0-in-bin|s3|s5> <library> <N>");
         std::process::exit(2);
     }
     let lib = Lib::parse(&args[2]).unwrap_or_else(|| panic!("unknown library {}", args[2]));
@@ -103,6 +114,14 @@ fn main() {
             apm_bench::apm::on_reporter_agent(|| s1(lib, n, false));
         }
         "s1" | "s1-serialized" => s1(lib, n, args[1] == "s1-serialized"),
+        "s2-no-tx-in-bin" | "s2-sampling-0-in-bin" => {
+            if lib != Lib::ApmMacros {
+                eprintln!("{} runs apm-macros only", args[1]);
+                std::process::exit(3);
+            }
+            let case = if args[1] == "s2-no-tx-in-bin" { S2Case::NoTransaction } else { S2Case::Unsampled };
+            scenarios::s2_run(lib, case, child_in_bin, n);
+        }
         "s2-no-tx" | "s2-sampling-0" => {
             let case = if args[1] == "s2-no-tx" { S2Case::NoTransaction } else { S2Case::Unsampled };
             match scenarios::s2_function(lib, case) {
