@@ -256,20 +256,45 @@ fn batches_of_two_agents_on_one_thread_stay_apart() {
     assert!(sink_b.spans().iter().all(|s| s["name"] == "on b") && sink_b.spans().len() == 5);
 }
 
-#[test]
-fn a_panicking_sink_loses_one_event_not_the_reporter() {
-    struct Flaky(MemorySink, usize);
-    impl Sink for Flaky {
-        fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
-            self.1 += 1;
-            if self.1 == 2 {
-                panic!("sink bug");
-            }
-            self.0.write(event, ctx);
+/// A sink whose second write panics; when it never blocks (and so runs on the flushing thread),
+/// its flush after the third write panics too.
+struct Flaky {
+    sink: MemorySink,
+    writes: usize,
+    never_blocks: bool,
+}
+
+impl Flaky {
+    fn new(never_blocks: bool) -> (Flaky, MemorySink) {
+        let sink = MemorySink::new();
+        (Flaky { sink: sink.clone(), writes: 0, never_blocks }, sink)
+    }
+}
+
+impl Sink for Flaky {
+    fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
+        self.writes += 1;
+        if self.writes == 2 {
+            panic!("sink bug in write");
+        }
+        self.sink.write(event, ctx);
+    }
+
+    fn flush(&mut self, _: &SinkContext<'_>, _: std::time::Instant) {
+        if self.never_blocks && self.writes == 3 {
+            panic!("sink bug in flush");
         }
     }
-    let sink = MemorySink::new();
-    let agent = Agent::builder().sink(Flaky(sink.clone(), 0)).build().unwrap();
+
+    fn never_blocks(&self) -> bool {
+        self.never_blocks
+    }
+}
+
+#[test]
+fn a_panicking_sink_loses_one_event_not_the_reporter() {
+    let (flaky, sink) = Flaky::new(false);
+    let agent = Agent::builder().sink(flaky).build().unwrap();
     for _ in 0..3 {
         agent.transaction("t").start().end();
     }
@@ -281,26 +306,8 @@ fn a_panicking_sink_loses_one_event_not_the_reporter() {
 
 #[test]
 fn a_sink_that_never_blocks_and_panics_in_a_flush_loses_one_call_not_the_flushing_thread() {
-    struct Flaky(MemorySink, usize);
-    impl Sink for Flaky {
-        fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
-            self.1 += 1;
-            if self.1 == 2 {
-                panic!("sink bug in write");
-            }
-            self.0.write(event, ctx);
-        }
-        fn flush(&mut self, _: &SinkContext<'_>, _: std::time::Instant) {
-            if self.1 == 3 {
-                panic!("sink bug in flush");
-            }
-        }
-        fn never_blocks(&self) -> bool {
-            true
-        }
-    }
-    let sink = MemorySink::new();
-    let agent = Agent::builder().sink(Flaky(sink.clone(), 0)).build().unwrap();
+    let (flaky, sink) = Flaky::new(true);
+    let agent = Agent::builder().sink(flaky).build().unwrap();
     for _ in 0..3 {
         agent.transaction("t").start().end();
     }
