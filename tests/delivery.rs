@@ -339,3 +339,45 @@ fn one_thread_ending_spans_of_more_agents_than_it_keeps_rings_for_delivers_each_
         assert_eq!(agent.stats().dropped.total(), 0);
     }
 }
+
+#[test]
+fn a_sink_that_flushes_its_own_agent_gets_false_at_once_on_either_thread() {
+    // Without the check, a never-blocking sink's flush would deadlock on the delivery it is
+    // part of, and one on the reporter would wait out its timeout for its own answer.
+    static AGENTS: std::sync::Mutex<Vec<&'static Agent>> = std::sync::Mutex::new(Vec::new());
+    struct Reentrant {
+        sink: MemorySink,
+        never_blocks: bool,
+        answers: std::sync::Arc<std::sync::Mutex<Vec<(bool, Duration)>>>,
+    }
+    impl Sink for Reentrant {
+        fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
+            self.sink.write(event, ctx);
+            let agent = AGENTS.lock().unwrap()[usize::from(self.never_blocks)];
+            let start = std::time::Instant::now();
+            let flushed = agent.flush(Duration::from_secs(30));
+            self.answers.lock().unwrap().push((flushed, start.elapsed()));
+        }
+        fn never_blocks(&self) -> bool {
+            self.never_blocks
+        }
+    }
+    let mut answers = Vec::new();
+    for never_blocks in [false, true] {
+        let (sink, seen) = (MemorySink::new(), std::sync::Arc::default());
+        let reentrant = Reentrant { sink: sink.clone(), never_blocks, answers: std::sync::Arc::clone(&seen) };
+        let agent: &'static Agent = Box::leak(Box::new(Agent::builder().sink(reentrant).build().unwrap()));
+        AGENTS.lock().unwrap().push(agent);
+        agent.transaction("t").start().end();
+        flush(agent);
+        assert_eq!(sink.transactions().len(), 1, "delivered");
+        answers.push(seen);
+    }
+    for (never_blocks, seen) in [false, true].into_iter().zip(answers) {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "never_blocks {never_blocks}: the sink flushed once");
+        let (flushed, took) = seen[0];
+        assert!(!flushed, "never_blocks {never_blocks}: a flush from inside a sink reports false");
+        assert!(took < Duration::from_secs(5), "never_blocks {never_blocks}: at once, not after the timeout: {took:?}");
+    }
+}

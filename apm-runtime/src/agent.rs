@@ -16,7 +16,7 @@
 //!   reporter.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::{JoinHandle, Thread};
@@ -492,9 +492,26 @@ impl Reporter {
     }
 }
 
+thread_local! {
+    /// Set while this thread delivers (in [`Delivery::deliver`]): a sink that calls
+    /// [`Agent::flush`] would otherwise wait for the delivery it is part of.
+    static DELIVERING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Clears [`DELIVERING`] when the delivery ends, however it ends.
+struct Delivering;
+
+impl Drop for Delivering {
+    fn drop(&mut self) {
+        DELIVERING.with(|d| d.set(false));
+    }
+}
+
 impl Delivery {
     /// Writes everything queued so far to the sinks, then ticks, flushes or shuts them down.
     fn deliver(&mut self, after: After) {
+        DELIVERING.with(|d| d.set(true));
+        let _delivering = Delivering;
         self.drain();
         each_sink(&mut self.sinks, &self.metadata, &self.counters, |sink, c| match after {
             After::Tick => sink.tick(c),
@@ -696,7 +713,8 @@ impl Agent {
     ///
     /// When every sink [never blocks](crate::report::Sink::never_blocks), the calling thread
     /// drains the queues and flushes the sinks itself (after the reporter's drain in progress,
-    /// if any), with no thread woken, and returns `true`.
+    /// if any), with no thread woken, and returns `true`. Called from inside a sink, it returns
+    /// `false` at once: the delivery in progress cannot wait for itself.
     ///
     /// "Queued" is every span, transaction and error that ended, on any thread, before the call
     /// (each thread's ring is drained as part of the flush): flush after joining the work whose
@@ -707,6 +725,9 @@ impl Agent {
     /// assert!(agent.flush(std::time::Duration::from_secs(1)));
     /// ```
     pub fn flush(&self, timeout: Duration) -> bool {
+        if DELIVERING.with(Cell::get) {
+            return false;
+        }
         match &self.inline {
             // Waits at most for the reporter's current drain, which never blocks either.
             Some(delivery) => {
