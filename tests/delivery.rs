@@ -105,18 +105,20 @@ fn a_full_ring_drops_and_counts_exactly() {
     assert_eq!(sink.spans().len() as u64 + stats.dropped.queue_full, 10);
 }
 
-/// A [`MemorySink`] that keeps the trait's default `never_blocks` (false), so every call runs on
-/// the reporter thread; it notes which thread ran each flush.
-struct OnReporter {
+/// A [`MemorySink`] that notes which thread ran each flush, and says it never blocks or keeps
+/// the trait's default (so that every call runs on the reporter thread).
+struct Probe {
     sink: MemorySink,
     flushed_on: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    never_blocks: bool,
 }
 
-impl OnReporter {
-    fn new() -> (OnReporter, MemorySink, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+impl Probe {
+    fn new(never_blocks: bool) -> (Probe, MemorySink, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         let sink = MemorySink::new();
         let flushed_on = std::sync::Arc::default();
-        (OnReporter { sink: sink.clone(), flushed_on: std::sync::Arc::clone(&flushed_on) }, sink, flushed_on)
+        let probe = Probe { sink: sink.clone(), flushed_on: std::sync::Arc::clone(&flushed_on), never_blocks };
+        (probe, sink, flushed_on)
     }
 }
 
@@ -124,7 +126,7 @@ fn thread_name() -> String {
     std::thread::current().name().unwrap_or("<unnamed>").to_string()
 }
 
-impl Sink for OnReporter {
+impl Sink for Probe {
     fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
         self.sink.write(event, ctx);
     }
@@ -132,34 +134,18 @@ impl Sink for OnReporter {
     fn flush(&mut self, _ctx: &SinkContext<'_>, _deadline: std::time::Instant) {
         self.flushed_on.lock().unwrap().push(thread_name());
     }
-}
-
-/// `OnReporter`, but saying it never blocks.
-struct Inline(OnReporter);
-
-impl Sink for Inline {
-    fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
-        self.0.write(event, ctx);
-    }
-
-    fn flush(&mut self, ctx: &SinkContext<'_>, deadline: std::time::Instant) {
-        self.0.flush(ctx, deadline);
-    }
 
     fn never_blocks(&self) -> bool {
-        true
+        self.never_blocks
     }
 }
 
 #[test]
 fn a_flush_runs_sinks_that_never_block_on_the_calling_thread_and_others_on_the_reporter() {
-    let flushed_by = |sinks: Vec<Box<dyn FnOnce(apm_runtime::AgentBuilder) -> apm_runtime::AgentBuilder>>| {
-        let (probe, sink, flushed_on) = OnReporter::new();
-        let mut builder = Agent::builder().sink(Inline(probe));
-        for add in sinks {
-            builder = add(builder);
-        }
-        let agent = builder.build().unwrap();
+    // The thread that flushed a never-blocking probe, with the sinks `more` adds beside it.
+    let flushed_by = |more: fn(apm_runtime::AgentBuilder) -> apm_runtime::AgentBuilder| {
+        let (probe, sink, flushed_on) = Probe::new(true);
+        let agent = more(Agent::builder().sink(probe)).build().unwrap();
         let tx = agent.transaction("t").start();
         let attached = tx.attach();
         Span::start("s").end();
@@ -171,10 +157,10 @@ fn a_flush_runs_sinks_that_never_block_on_the_calling_thread_and_others_on_the_r
         on
     };
     let here = thread_name();
-    assert_eq!(flushed_by(vec![]), here, "every sink never blocks: delivered on the flushing thread");
-    assert_eq!(flushed_by(vec![Box::new(|b| b.sink(MemorySink::new()))]), here, "MemorySink never blocks either");
+    assert_eq!(flushed_by(|b| b), here, "every sink never blocks: delivered on the flushing thread");
+    assert_eq!(flushed_by(|b| b.sink(MemorySink::new())), here, "MemorySink never blocks either");
     assert_eq!(
-        flushed_by(vec![Box::new(|b| b.sink(OnReporter::new().0))]),
+        flushed_by(|b| b.sink(Probe::new(false).0)),
         "apm-reporter",
         "one sink that may block keeps the whole flush on the reporter thread"
     );
@@ -185,7 +171,7 @@ fn many_threads_wrapping_small_rings_under_concurrent_flushes_lose_and_duplicate
     // Once with the flushes delivering on the flushing thread, once through the reporter.
     let (agent, sink) = memory_agent(|c| c.max_queue_size(64usize).transaction_max_spans(100_000u32));
     flush_while_threads_wrap_rings(&agent, &sink);
-    let (on_reporter, sink, _) = OnReporter::new();
+    let (on_reporter, sink, _) = Probe::new(false);
     let config = apm_runtime::Config::builder().max_queue_size(64usize).transaction_max_spans(100_000u32).build();
     let agent = Agent::builder().config(config.unwrap()).sink(on_reporter).build().unwrap();
     flush_while_threads_wrap_rings(&agent, &sink);

@@ -6,8 +6,9 @@
 //! x86: no lock, no read-modify-write, no system call, and no cache line shared with other
 //! application threads. The reporter drains every ring when it polls (every 20 ms), when a ring
 //! is half full (the producer wakes it once), and on every flush (or the flushing thread does,
-//! when every sink [never blocks](crate::report::Sink::never_blocks)), so `Agent::flush` sees the spans
-//! of *every* thread that ended them before the flush was asked for, not only the caller's.
+//! when every sink [never blocks](crate::report::Sink::never_blocks)), so `Agent::flush` sees
+//! the spans of *every* thread that ended them before the flush was asked for, not only the
+//! caller's.
 //!
 //! The written boxes go back, emptied, to the application threads in batches for reuse, so the
 //! steady state allocates nothing.
@@ -15,8 +16,8 @@
 //! # Invariants
 //! - A ring has one producer (the thread whose [`Local`] holds it) and one consumer at a time:
 //!   the thread delivering for the agent (its reporter, or a flushing thread when every sink
-//!   never blocks), which drains rings only while holding the registry lock. `tail` is written only by
-//!   the producer, `head` only by the consumer; a slot is written by the producer before `tail`
+//!   never blocks), which drains rings only while holding the registry lock. `tail` is written
+//!   only by the producer, `head` only by the consumer; a slot is written by the producer before `tail`
 //!   passes it (release) and read by the consumer after it saw that `tail` (acquire), and the
 //!   producer reuses a slot only after seeing `head` pass it (acquire of the consumer's release).
 //! - Every span is counted exactly once: `queued` by the reporter when it takes it from a ring,
