@@ -117,6 +117,9 @@ pub(crate) struct Hot {
     /// How many slots the next reservation asks for: doubles up to [`SLOTS_MAX`] while spans
     /// keep coming under one frame, so a one-span pool task reserves exactly one.
     slots_chunk: Cell<u32>,
+    /// Spans this thread started with no transaction current (wrapping; see
+    /// [`Hot::count_orphan`]).
+    orphans: Cell<u32>,
 }
 
 /// The most span slots one reservation takes.
@@ -136,6 +139,7 @@ thread_local! {
             slots_tx: Cell::new(std::ptr::null()),
             slots_left: Cell::new(0),
             slots_chunk: Cell::new(1),
+            orphans: Cell::new(0),
         }
     };
 }
@@ -181,6 +185,26 @@ impl Hot {
     #[inline(always)]
     pub(crate) fn mode(&self) -> u8 {
         self.mode.get()
+    }
+
+    /// Counts a span started with no transaction current. A plain per-thread increment (the
+    /// no-transaction path must stay a few instructions); `true` for this thread's first such
+    /// span and every 1024th after it, when the caller publishes the count with
+    /// [`publish_orphans`] (the rest is published when the thread exits).
+    #[inline(always)]
+    pub(crate) fn count_orphan(&self) -> bool {
+        let n = self.orphans.get().wrapping_add(1);
+        self.orphans.set(n);
+        n & 1023 == 1
+    }
+
+    /// Publishes the spans without a transaction counted since the last publication (the thread
+    /// is exiting).
+    pub(crate) fn publish_orphan_rest(&self) {
+        let n = self.orphans.get();
+        if n > 0 {
+            ORPHANS.fetch_add(u64::from(n.wrapping_sub(1) & 1023), Ordering::Relaxed);
+        }
     }
 
     /// The current frame's transaction (null when empty), alive while the frame is current.
@@ -393,6 +417,37 @@ impl Hot {
 }
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
+
+/// Spans started with no transaction current, process-wide, as threads published them.
+static ORPHANS: AtomicU64 = AtomicU64::new(0);
+
+/// Said once: the first span started with no transaction.
+static ORPHAN_SAID: crate::diagnostics::Once = crate::diagnostics::Once::new();
+
+/// Spans started with no transaction current, in this process so far: exact for threads that
+/// exited, and within 1023 per running thread (each publishes its count every 1024 spans).
+pub(crate) fn orphan_spans() -> u64 {
+    ORPHANS.load(Ordering::Relaxed)
+}
+
+/// Publishes a thread's count of spans without a transaction (its first, or 1024 more) and,
+/// for the first in the process, says where the trace was lost and how to carry it.
+#[cold]
+#[inline(never)]
+pub(crate) fn publish_orphans(h: &Hot, name: &str) {
+    let first = h.orphans.get() == 1;
+    ORPHANS.fetch_add(if first { 1 } else { 1024 }, Ordering::Relaxed);
+    if first {
+        // The rest of this thread's count is published when it exits.
+        crate::queue::register_exit_hook();
+    }
+    if ORPHAN_SAID.first() && crate::agent::default_agent().is_some() {
+        crate::diagnostics::warning!(
+            "span {name:?} started with no transaction current on thread {:?}, so it is not              recorded (counted in Agent::stats().spans_without_transaction). If it runs inside              a transaction's work, its context was lost on the way to this thread: mark the              function that hands the work over with #[propagate], or carry the context by hand              with Context::current().wrap(..) / wrap_future(..)",
+            std::thread::current().name().unwrap_or("unnamed")
+        );
+    }
+}
 
 /// Thread names by tag, so the reporter side (the waterfall) can show where a span ran without
 /// the hot path carrying a string. Written once per thread, on its first span.

@@ -202,6 +202,17 @@ impl<'a> SpanBuilder<'a> {
     }
 }
 
+/// Counts a span started with no transaction current; `builder` is only called (for the span's
+/// name) on the rare counts that are published.
+#[inline(always)]
+fn note_orphan<'a>(builder: impl FnOnce() -> SpanBuilder<'a>) {
+    with_hot(|h| {
+        if h.count_orphan() {
+            crate::context::publish_orphans(h, &builder().name);
+        }
+    });
+}
+
 impl Span {
     /// Starts a span named `name` as a child of the current context.
     ///
@@ -220,7 +231,10 @@ impl Span {
     #[inline(always)]
     pub(crate) fn start_lazy<'a>(builder: impl FnOnce() -> SpanBuilder<'a>) -> Span {
         match with_hot(Hot::mode) {
-            EMPTY => Span::of(State::Noop),
+            EMPTY => {
+                note_orphan(builder);
+                Span::of(State::Noop)
+            }
             UNSAMPLED => Span::of(State::Inherit),
             _ => Span::start_recording(builder),
         }
@@ -283,6 +297,9 @@ impl Span {
         let mode = with_hot(Hot::mode);
         if mode > UNSAMPLED {
             return Span::around_started(builder, body, record);
+        }
+        if mode == EMPTY {
+            note_orphan(builder);
         }
         let mut unwinding = Span::of(State::Inherit);
         let out = body(None);
@@ -499,13 +516,21 @@ impl Span {
     /// use for error types that are not `Display`).
     pub(crate) fn capture_error_as(&self, ty: &str, message: String) {
         let ctx = match &*self.state {
-            State::Noop => return,
-            State::Recording(tx, ev) => return error::report(tx, ev.id, ty, message, Some(&ev.name), true),
+            State::Noop => Context::default(),
+            State::Recording(tx, ev) => {
+                error::report(tx, ev.id, ty, message, Some(&ev.name), true);
+                return;
+            }
             State::Passthrough(ctx) => ctx.clone(),
             State::Inherit => Context::current(),
         };
-        if let Some(a) = &ctx.active {
-            error::report(&a.tx, a.parent_id, ty, message, None, true);
+        match &ctx.active {
+            Some(a) => {
+                error::report(&a.tx, a.parent_id, ty, message, None, true);
+            }
+            None => {
+                error::report_outside(ty, message, None, true);
+            }
         }
     }
 

@@ -181,9 +181,13 @@ impl<'a> TransactionBuilder<'a> {
             Some(agent) => Some(agent.inner.clone()),
             None => crate::agent::default_agent(),
         };
-        let Some(agent) = agent.filter(|a| a.enabled) else {
+        let Some(agent) = agent else {
+            crate::diagnostics::no_agent(&format!("transaction {:?}", self.name));
             return Transaction { rec: None };
         };
+        if !agent.enabled {
+            return Transaction { rec: None };
+        }
         let (trace_id, parent_id, sampled, sample_rate, tracestate) = match self.remote {
             Some(r) => (r.trace_id, Some(r.parent_id), r.sampled, r.sample_rate, r.tracestate),
             None => {
