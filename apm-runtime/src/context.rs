@@ -117,9 +117,11 @@ pub(crate) struct Hot {
     /// How many slots the next reservation asks for: doubles up to [`SLOTS_MAX`] while spans
     /// keep coming under one frame, so a one-span pool task reserves exactly one.
     slots_chunk: Cell<u32>,
-    /// Spans this thread started with no transaction current (wrapping; see
-    /// [`Hot::count_orphan`]).
-    orphans: Cell<u32>,
+    /// Spans without a transaction this thread may still start before it publishes its count
+    /// (see [`Hot::count_orphan`]); 1 until the first.
+    orphans_left: Cell<u32>,
+    /// The count the last publication announced (the next one's size); 0 before the first.
+    orphans_batch: Cell<u32>,
 }
 
 /// The most span slots one reservation takes.
@@ -139,7 +141,8 @@ thread_local! {
             slots_tx: Cell::new(std::ptr::null()),
             slots_left: Cell::new(0),
             slots_chunk: Cell::new(1),
-            orphans: Cell::new(0),
+            orphans_left: Cell::new(1),
+            orphans_batch: Cell::new(0),
         }
     };
 }
@@ -187,23 +190,24 @@ impl Hot {
         self.mode.get()
     }
 
-    /// Counts a span started with no transaction current. A plain per-thread increment (the
-    /// no-transaction path must stay a few instructions); `true` for this thread's first such
-    /// span and every 1024th after it, when the caller publishes the count with
-    /// [`publish_orphans`] (the rest is published when the thread exits).
+    /// Counts a span started with no transaction current: a per-thread count down (one
+    /// decrement and a branch on its zero flag: the no-transaction path must stay a few
+    /// instructions). `true` for this thread's first such span and every 1024th after it, when
+    /// the caller publishes with [`publish_orphans`]; the rest is published when the thread exits.
     #[inline(always)]
     pub(crate) fn count_orphan(&self) -> bool {
-        let n = self.orphans.get().wrapping_add(1);
-        self.orphans.set(n);
-        n & 1023 == 1
+        let left = self.orphans_left.get() - 1;
+        self.orphans_left.set(left);
+        left == 0
     }
 
     /// Publishes the spans without a transaction counted since the last publication (the thread
     /// is exiting).
     pub(crate) fn publish_orphan_rest(&self) {
-        let n = self.orphans.get();
-        if n > 0 {
-            ORPHANS.fetch_add(u64::from(n.wrapping_sub(1) & 1023), Ordering::Relaxed);
+        let batch = self.orphans_batch.get();
+        if batch > 0 {
+            ORPHANS.fetch_add(u64::from(batch - self.orphans_left.get()), Ordering::Relaxed);
+            self.orphans_batch.set(0);
         }
     }
 
@@ -435,8 +439,11 @@ pub(crate) fn orphan_spans() -> u64 {
 #[cold]
 #[inline(never)]
 pub(crate) fn publish_orphans(h: &Hot, name: &str) {
-    let first = h.orphans.get() == 1;
-    ORPHANS.fetch_add(if first { 1 } else { 1024 }, Ordering::Relaxed);
+    let first = h.orphans_batch.get() == 0;
+    // The first span alone, then 1024 at a time: the count down starts over.
+    ORPHANS.fetch_add(if first { 1 } else { u64::from(h.orphans_batch.get()) }, Ordering::Relaxed);
+    h.orphans_batch.set(1024);
+    h.orphans_left.set(1024);
     if first {
         // The rest of this thread's count is published when it exits.
         crate::queue::register_exit_hook();

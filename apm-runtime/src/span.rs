@@ -206,11 +206,18 @@ impl<'a> SpanBuilder<'a> {
 /// name) on the rare counts that are published.
 #[inline(always)]
 fn note_orphan<'a>(builder: impl FnOnce() -> SpanBuilder<'a>) {
-    with_hot(|h| {
-        if h.count_orphan() {
-            crate::context::publish_orphans(h, &builder().name);
-        }
-    });
+    // SAFETY: the calling thread's state, used for this call only.
+    let h = unsafe { &*hot() };
+    if h.count_orphan() {
+        publish_orphans_of(h, builder);
+    }
+}
+
+// Out of line with the builder, so the counting path keeps no closure state alive.
+#[cold]
+#[inline(never)]
+fn publish_orphans_of<'a>(h: &Hot, builder: impl FnOnce() -> SpanBuilder<'a>) {
+    crate::context::publish_orphans(h, &builder().name);
 }
 
 impl Span {
