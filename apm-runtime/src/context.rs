@@ -596,14 +596,15 @@ impl Context {
     }
 
     /// The W3C `traceparent` for an outgoing request made under this context: this trace, the
-    /// current span (or the transaction) as parent, and the sampling decision.
+    /// current span (or the transaction) as parent, the sampling decision and the random trace
+    /// id flag (set on traces this agent started, passed on from the caller otherwise).
     ///
     /// ```
     /// assert!(apm_runtime::Context::current().traceparent().is_none());
     /// ```
     pub fn traceparent(&self) -> Option<crate::propagation::TraceParent> {
         let a = self.active.as_ref()?;
-        Some(crate::propagation::TraceParent::new(a.tx.trace_id.0, a.parent_id.0, a.tx.sampled))
+        Some(crate::propagation::TraceParent::with_flags(a.tx.trace_id.0, a.parent_id.0, a.tx.trace_flags))
     }
 
     /// The W3C `tracestate` for an outgoing request: the incoming entries, with Elastic's
