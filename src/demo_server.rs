@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 server on loopback that plays the "remote services" the examples call:
 //! each path answers after a delay, some with an error status, and it records the trace
-//! headers it was sent so tests can check propagation.
+//! headers it was sent so tests can check propagation. Examples that are services themselves
+//! (`w3c_service`) serve their handler with it too.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -20,6 +21,10 @@ pub struct Received {
     /// The body (`Content-Length` bytes; chunked bodies are not read).
     pub body: Vec<u8>,
 }
+
+/// Bodies larger than this are refused (413) rather than buffered: a service example may listen
+/// on more than loopback, and `Content-Length` is the client's word.
+const MAX_BODY: usize = 1 << 20;
 
 /// Answers one request: `(status, body)`.
 pub type Handler = dyn Fn(&Received) -> (u16, String) + Send + Sync;
@@ -150,6 +155,10 @@ fn serve(conn: TcpStream, received: Option<&Mutex<Vec<Received>>>, handler: &Han
                 }
                 headers.push((k, v));
             }
+        }
+        if content_length > MAX_BODY {
+            write!(conn, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+            return conn.flush();
         }
         let mut body = vec![0; content_length];
         std::io::Read::read_exact(&mut reader, &mut body)?;
