@@ -4,7 +4,9 @@
 //!
 //! reqwest 0.13 is supported with the feature `reqwest`, reqwest 0.12 with `reqwest012`; both
 //! may be on at once. Neither turns on a TLS feature of reqwest: the application's choice stays
-//! what it wrote.
+//! what it wrote. With neither, the traits are still here (so the compile error names the
+//! features) but implemented for nothing.
+#![cfg_attr(not(any(feature = "reqwest", feature = "reqwest012")), allow(dead_code, unused_imports, unused_macros))]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,17 +39,41 @@ use crate::span::Span;
 /// let response = client.get("http://localhost:3000/users").send_traced().await?;
 /// # Ok(()) }
 /// ```
+pub trait SendTraced: Sized {
+    /// Sends the request as an exit span of the current context.
+    fn send_traced(self) -> <Self as TracedRequest>::Output
+    where
+        Self: TracedRequest,
+    {
+        self.send_traced_request()
+    }
+}
+
+/// Every type has the method, so that calling it on a request builder of a reqwest version this
+/// build does not support fails on [`TracedRequest`]'s bound, whose error names the feature to
+/// enable (a missing method would only say "no method named `send_traced`").
+impl<T> SendTraced for T {}
+
+/// A request builder that [`SendTraced::send_traced`] can send: reqwest 0.13's (feature
+/// `reqwest`) and reqwest 0.12's (feature `reqwest012`), blocking and async.
+///
+/// ```
+/// # #[cfg(feature = "reqwest")] {
+/// fn traced<R: apm_runtime::integrations::reqwest::TracedRequest>(_: R) {}
+/// traced(reqwest::blocking::Client::new().get("http://localhost:3000/"));
+/// # }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`send_traced` is not available for `{Self}`",
     label = "not a reqwest request builder of a version apm-runtime was built for",
     note = "apm-runtime supports reqwest 0.13 with its feature `reqwest` and reqwest 0.12 with its feature `reqwest012`: enable the one matching the reqwest in your Cargo.toml, e.g. `apm-runtime = {{ version = \"0.1\", features = [\"reqwest012\"] }}`"
 )]
-pub trait SendTraced {
+pub trait TracedRequest {
     /// What `send()` returns for this builder.
     type Output;
 
-    /// Sends the request as an exit span of the current context.
-    fn send_traced(self) -> Self::Output;
+    /// What [`SendTraced::send_traced`] calls.
+    fn send_traced_request(self) -> Self::Output;
 }
 
 /// A [`Target`] from either reqwest version's `Url` (both are `url` 2's, under two paths).
@@ -69,10 +95,10 @@ macro_rules! target {
 /// The same code for each supported reqwest version, whose types are distinct.
 macro_rules! send_traced_for {
     ($reqwest:ident) => {
-        impl SendTraced for $reqwest::blocking::RequestBuilder {
+        impl TracedRequest for $reqwest::blocking::RequestBuilder {
             type Output = $reqwest::Result<$reqwest::blocking::Response>;
 
-            fn send_traced(self) -> Self::Output {
+            fn send_traced_request(self) -> Self::Output {
                 let (client, request) = self.build_split();
                 let mut request = request?;
                 let target = target!(request.url());
@@ -98,10 +124,10 @@ macro_rules! send_traced_for {
             }
         }
 
-        impl SendTraced for $reqwest::RequestBuilder {
+        impl TracedRequest for $reqwest::RequestBuilder {
             type Output = Pin<Box<dyn Future<Output = $reqwest::Result<$reqwest::Response>> + Send>>;
 
-            fn send_traced(self) -> Self::Output {
+            fn send_traced_request(self) -> Self::Output {
                 // Captured where the request is made, not where the future is first polled.
                 let ctx = Context::current();
                 Box::pin(async move {
