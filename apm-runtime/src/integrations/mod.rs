@@ -1,4 +1,5 @@
 //! Ready-made instrumentation of popular libraries.
 
-#[cfg(feature = "reqwest")]
+// Always there, even with neither reqwest feature: `send_traced` then fails to compile with an
+// error that names the feature to enable, rather than with a missing module.
 pub mod reqwest;
