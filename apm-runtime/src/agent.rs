@@ -386,9 +386,6 @@ impl AgentBuilder {
             sinks.push(Box::new(crate::report::intake::IntakeSink::new(&config)?));
         }
         crate::error::install_panic_hook();
-        // reqwest is built without a default crypto provider (see Cargo.toml); install ours now,
-        // before the application builds its own clients, so theirs work too.
-        crate::report::install_crypto_provider();
         let (queue, rx) = crossbeam_channel::bounded(config.max_queue_size);
         let (spares_tx, spares) = crossbeam_channel::bounded(SPARE_BATCHES);
         let rings = Arc::new(Rings::default());
