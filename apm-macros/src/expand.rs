@@ -198,6 +198,7 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
         a.path().segments.last().is_some_and(|s| names.iter().any(|n| s.ident == n))
     };
     let mut absorbed_propagate = false;
+    let mut consumed: Vec<Path> = Vec::new();
     if kind == Kind::Propagate {
         if f.attrs.iter().any(|a| sibling(a, &["transaction", "span"])) {
             // Runs before the span/transaction macro: hand over to it.
@@ -205,7 +206,7 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
             return Ok(f.into_token_stream());
         }
     } else if let Some(pos) = f.attrs.iter().position(|a| sibling(a, &["propagate"])) {
-        f.attrs.remove(pos);
+        consumed.push(f.attrs.remove(pos).path().clone());
         absorbed_propagate = true;
     }
     let mode = match (kind, opts.propagate.as_ref().map(|b| b.value)) {
@@ -256,6 +257,9 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
         };
         *f.block = syn::parse2(quote!({ #new_body }))?;
     }
+    consumed.append(&mut rw.consumed);
+    let uses = uses_of(&consumed);
+    f.block.stmts.splice(0..0, uses);
     if let Some(first) = rw.errors.first().cloned() {
         let mut all = first;
         for e in rw.errors.into_iter().skip(1) {
@@ -264,6 +268,19 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
         return Err(all);
     }
     Ok(f.into_token_stream())
+}
+
+/// `use <path> as _;` for each attribute this macro consumed (a `#[propagate]` under it, the
+/// markers in its body): the compiler never resolves a consumed attribute, so the user's
+/// `use apm_runtime::propagate;` written for it would otherwise warn as unused, and correct code
+/// would not build under `-D warnings`. An import costs nothing at run time.
+fn uses_of(paths: &[Path]) -> Vec<Stmt> {
+    let mut seen = HashSet::new();
+    paths
+        .iter()
+        .filter(|p| seen.insert(p.to_token_stream().to_string()))
+        .map(|p| syn::parse_quote!(#[allow(unused_imports)] use #p as _;))
+        .collect()
 }
 
 /// `__apm_tx` for a transaction, `__apm_span` for a span.
