@@ -321,7 +321,8 @@ fn takes_context_at_call(kind: Kind, attrs: &[syn::Attribute]) -> bool {
 /// is `Self` (its lifetimes, from the impl). Auto traits leak through `impl Future`: the future
 /// is `Send` exactly when the `async fn`'s was.
 fn async_fn_to_future_fn(sig: &mut syn::Signature, krate: &Path) -> TokenStream {
-    sig.asyncness = None;
+    // Errors about the returned future (a lifetime it can't capture) point at the `async`.
+    let at = sig.asyncness.take().map_or_else(Span::call_site, |a| a.span);
     let mut namer = NameElided::default();
     let mut mentions_self = false;
     let mut rebind = Vec::new();
@@ -412,7 +413,7 @@ fn async_fn_to_future_fn(sig: &mut syn::Signature, krate: &Path) -> TokenStream 
     };
     let captures = lifetimes.iter().map(|l| quote!(+ #krate::__private::Captures<&#l ()>));
     let captures_self = mentions_self.then(|| quote!(+ #krate::__private::Captures<Self>));
-    sig.output = syn::parse_quote!(
+    sig.output = syn::parse_quote_spanned!(at=>
         -> impl ::core::future::Future<Output = #output> #(#captures)* #captures_self
     );
     quote!(#(#rebind)*)

@@ -79,6 +79,23 @@ async fn span_and_propagate(v: Arc<Vec<u32>>) -> u32 {
     tokio::spawn(async move { w.iter().sum::<u32>() }).await.unwrap()
 }
 
+// Recursion through a box, as an `async fn` allows it.
+#[span]
+async fn depth(n: u32) -> u32 {
+    if n == 0 {
+        return 0;
+    }
+    1 + Box::pin(depth(n - 1)).await
+}
+
+#[span]
+async fn sum_rec(v: &[u32]) -> u32 {
+    match v.split_first() {
+        None => 0,
+        Some((x, rest)) => x + Box::pin(sum_rec(rest)).await,
+    }
+}
+
 struct Parser<'a> {
     input: &'a str,
 }
@@ -173,4 +190,6 @@ async fn main() {
     assert_eq!(Parser::make("m").await.by_value().await, "m");
     assert_eq!(Db.get(4).await.as_deref(), Some("4"));
     assert_eq!(spawnable(tx(2)).await, 2);
+    assert_eq!(spawnable(depth(3)).await, 3);
+    assert_eq!(sum_rec(&[1, 2, 3]).await, 6);
 }
