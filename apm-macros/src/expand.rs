@@ -318,7 +318,7 @@ fn takes_context_at_call(kind: Kind, attrs: &[syn::Attribute]) -> bool {
 /// The future captures every lifetime of the arguments, as an `async fn`'s does. Before edition
 /// 2024 an `impl Trait` return type captures only the lifetimes its bounds name, so the elided
 /// ones are named (`'__apm_life0`, ..) and every lifetime is named in a `Captures` bound, and so
-/// is `Self` (its lifetimes, from the impl). Auto traits leak through `impl Future`: the future
+/// is `Self` (its lifetimes, from the impl): `+ Captures<(&'a (), &'__apm_life0 (), PhantomData<Self>)>`. Auto traits leak through `impl Future`: the future
 /// is `Send` exactly when the `async fn`'s was.
 fn async_fn_to_future_fn(sig: &mut syn::Signature, krate: &Path) -> TokenStream {
     // Errors about the returned future (a lifetime it can't capture) point at the `async`.
@@ -411,10 +411,14 @@ fn async_fn_to_future_fn(sig: &mut syn::Signature, krate: &Path) -> TokenStream 
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, t) => t.to_token_stream(),
     };
-    let captures = lifetimes.iter().map(|l| quote!(+ #krate::__private::Captures<&#l ()>));
-    let captures_self = mentions_self.then(|| quote!(+ #krate::__private::Captures<Self>));
+    // One bound naming them all: two bounds of one trait that differ only in a lifetime are
+    // ambiguous to the trait solver where the future is an associated type (a trait's default
+    // `async fn`), which then asks for the lifetimes to be equal.
+    let self_marker = mentions_self.then(|| quote!(::core::marker::PhantomData<Self>,));
+    let captures = (!lifetimes.is_empty() || mentions_self)
+        .then(|| quote!(+ #krate::__private::Captures<(#(&#lifetimes (),)* #self_marker)>));
     sig.output = syn::parse_quote_spanned!(at=>
-        -> impl ::core::future::Future<Output = #output> #(#captures)* #captures_self
+        -> impl ::core::future::Future<Output = #output> #captures
     );
     quote!(#(#rebind)*)
 }

@@ -24,8 +24,8 @@ pub fn typed_future<R, F: Future<Output = R>>(f: F) -> F {
     f
 }
 
-/// Names a lifetime (or a type's lifetimes) in the `impl Future` an instrumented `async fn`
-/// becomes, so the future may hold what the arguments borrow, as the `async fn`'s did (before
+/// Names lifetimes (a tuple of `&'a ()`, and `PhantomData<Self>` for `Self`'s) in the
+/// `impl Future` an instrumented `async fn` becomes, so the future may hold what the arguments borrow, as the `async fn`'s did (before
 /// edition 2024, an `impl Trait` return type captures only the lifetimes its bounds name).
 /// Implemented by every type: the bound constrains nothing.
 pub trait Captures<T: ?Sized> {}

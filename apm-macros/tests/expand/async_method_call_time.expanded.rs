@@ -6,8 +6,8 @@ fn get<'__apm_life0>(
 ) -> impl ::core::future::Future<
     Output = Result<&'__apm_life0 str, Error>,
 > + ::apm_runtime::__private::Captures<
-    &'__apm_life0 (),
-> + ::apm_runtime::__private::Captures<Self> {
+    (&'__apm_life0 (), ::core::marker::PhantomData<Self>),
+> {
     let __apm_parent = ::apm_runtime::Context::current();
     async move {
         let _ = &self;
@@ -75,7 +75,7 @@ fn fan_out<'__apm_life0>(
     v: &'__apm_life0 [u32],
 ) -> impl ::core::future::Future<
     Output = u32,
-> + ::apm_runtime::__private::Captures<&'__apm_life0 ()> {
+> + ::apm_runtime::__private::Captures<(&'__apm_life0 (),)> {
     let __apm_parent = ::apm_runtime::Context::current();
     __apm_parent
         .wrap_future(

@@ -2,7 +2,7 @@ fn fetch<'__apm_life0>(
     url: &'__apm_life0 str,
 ) -> impl ::core::future::Future<
     Output = Result<String, reqwest::Error>,
-> + ::apm_runtime::__private::Captures<&'__apm_life0 ()> {
+> + ::apm_runtime::__private::Captures<(&'__apm_life0 (),)> {
     let __apm_parent = ::apm_runtime::Context::current();
     async move {
         let url = url;

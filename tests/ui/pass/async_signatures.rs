@@ -152,6 +152,34 @@ impl Repo for Db {
     }
 }
 
+// A trait's default `async fn`.
+trait Greeter {
+    fn name(&self) -> String;
+
+    #[span]
+    async fn greet(&self, greeting: &str) -> String {
+        format!("{greeting} {}", self.name())
+    }
+}
+
+impl Greeter for Db {
+    fn name(&self) -> String {
+        "db".into()
+    }
+}
+
+// The `Send`-bound form public traits use, implemented with an instrumented `async fn`.
+pub trait SendRepo {
+    fn count(&self, table: &str) -> impl std::future::Future<Output = usize> + Send;
+}
+
+impl SendRepo for Db {
+    #[span]
+    async fn count(&self, table: &str) -> usize {
+        table.len()
+    }
+}
+
 #[transaction]
 async fn tx(id: u32) -> u32 {
     id
@@ -189,6 +217,8 @@ async fn main() {
     assert_eq!(Arc::new(Parser { input: "xy" }).arc(1).await, 3);
     assert_eq!(Parser::make("m").await.by_value().await, "m");
     assert_eq!(Db.get(4).await.as_deref(), Some("4"));
+    assert_eq!(Db.count("rows").await, 4);
+    assert_eq!(Db.greet("hi").await, "hi db");
     assert_eq!(spawnable(tx(2)).await, 2);
     assert_eq!(spawnable(depth(3)).await, 3);
     assert_eq!(sum_rec(&[1, 2, 3]).await, 6);
