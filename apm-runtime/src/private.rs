@@ -133,11 +133,7 @@ impl Instrumentation for Transaction {
     // Unhandled: nothing above the transaction handles it, as an exception escaping a
     // transaction is reported by Elastic's other agents.
     fn __apm_returned_error(&self, ty: &str, message: String) {
-        // `Transaction::capture_error_as` reports handled errors only; its context names the
-        // same transaction (and parent id) for this error-path-only report.
-        if let Some(a) = &self.context().active {
-            crate::error::report(&a.tx, a.parent_id, ty, message, None, false);
-        }
+        self.capture_error_unhandled(ty, message);
     }
     #[inline]
     fn __apm_label(&mut self, key: &'static str, value: LabelValue) {
