@@ -874,13 +874,13 @@ fn report_undelivered(stats: &Stats, timed_out: bool, timeout: Duration) {
     }
     let mut why = Vec::new();
     for (n, reason) in [
-        (d.send_failed, "the APM Server was unreachable, failed or timed out (or a sink failed)"),
-        (d.rejected, "the APM Server refused them"),
-        (d.queue_full, "the queue was full (the reporter could not keep up)"),
-        (d.shutdown, "they ended after the agent shut down"),
+        (d.send_failed, "failed to send (the APM Server was unreachable, answered with an error or timed out)"),
+        (d.rejected, "refused by the APM Server (a 4xx answer)"),
+        (d.queue_full, "dropped because the queue was full (the reporter could not keep up)"),
+        (d.shutdown, "ended after the agent shut down"),
     ] {
         if n > 0 {
-            why.push(format!("{n} because {reason}"));
+            why.push(format!("{n} {reason}"));
         }
     }
     if in_flight > 0 {
