@@ -234,7 +234,7 @@ fn sample_rate(rate: &mut f64) -> Result<(), String> {
     Ok(())
 }
 
-fn service_name(name: &mut String) -> Result<(), String> {
+fn service_name(name: &mut str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || c == ' ' || c == '_' || c == '-';
     if name.is_empty() || !name.chars().all(allowed) {
         return Err("only letters, digits, spaces, '_' and '-' are allowed".into());
@@ -251,7 +251,7 @@ fn at_most_1024(value: &mut Option<String>) -> Result<(), String> {
 }
 
 /// Labels land in the metadata; the intake schema caps each value at 1024 characters.
-fn labels(pairs: &mut Vec<(String, String)>) -> Result<(), String> {
+fn labels(pairs: &mut [(String, String)]) -> Result<(), String> {
     match pairs.iter().find(|(k, v)| k.is_empty() || v.chars().count() > 1024) {
         Some((k, _)) if k.is_empty() => Err("a label needs a name".into()),
         Some((k, _)) => Err(format!("the value of label {k:?} is longer than 1024 characters")),

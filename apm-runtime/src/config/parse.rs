@@ -150,7 +150,7 @@ pub(crate) fn show_duration(d: &Duration) -> String {
     if nanos == 0 {
         return "0ms".into();
     }
-    match units.iter().find(|(per, _)| nanos % per == 0) {
+    match units.iter().find(|(per, _)| nanos.is_multiple_of(*per)) {
         Some((per, unit)) => format!("{}{unit}", nanos / per),
         None => format!("{nanos}ns"),
     }
@@ -163,7 +163,7 @@ pub(crate) fn show_duration_or_never(d: &Option<Duration>) -> String {
 /// The largest unit that says `bytes` exactly: `768kb`, `1mb`, `100b`.
 pub(crate) fn show_size(bytes: &u64) -> String {
     let units: [(u64, &str); 3] = [(1 << 30, "gb"), (1 << 20, "mb"), (1 << 10, "kb")];
-    match units.iter().find(|(per, _)| *bytes != 0 && bytes % per == 0) {
+    match units.iter().find(|(per, _)| *bytes != 0 && bytes.is_multiple_of(*per)) {
         Some((per, unit)) => format!("{}{unit}", bytes / per),
         None => format!("{bytes}b"),
     }
