@@ -11,6 +11,7 @@
 //! (its matcher), `options` (the table of every option), `access` (getters and builder setters).
 
 mod access;
+mod env;
 mod options;
 mod parse;
 mod wildcard;
@@ -41,6 +42,22 @@ pub enum ConfigSource {
     Environment,
     /// Central configuration (Kibana), through [`Config::with_central`].
     Central,
+}
+
+impl fmt::Display for ConfigSource {
+    /// Lowercase, for log lines: `environment`.
+    ///
+    /// ```
+    /// assert_eq!(apm_runtime::ConfigSource::Central.to_string(), "central");
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConfigSource::Default => "default",
+            ConfigSource::Code => "code",
+            ConfigSource::Environment => "environment",
+            ConfigSource::Central => "central",
+        })
+    }
 }
 
 /// What `Debug`, messages and the start-up line show for one option.
@@ -236,7 +253,24 @@ impl<'a> ConfigOption<'a> {
 
 impl fmt::Debug for ConfigOption<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={} ({:?})", self.variable(), self.value(), self.source())
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for ConfigOption<'_> {
+    /// `variable=value (source)`, secrets redacted: one item of a start-up line.
+    ///
+    /// ```
+    /// let c = apm_runtime::Config::builder().api_key("k3y").build().unwrap();
+    /// let set: Vec<String> = c
+    ///     .options()
+    ///     .filter(|o| o.source() != apm_runtime::ConfigSource::Default)
+    ///     .map(|o| o.to_string())
+    ///     .collect();
+    /// assert_eq!(set, ["ELASTIC_APM_API_KEY=[REDACTED] (code)"]);
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={} ({})", self.variable(), self.value(), self.source())
     }
 }
 
@@ -255,7 +289,9 @@ impl Config {
     /// Reads every `ELASTIC_APM_*` variable; unset ones take Elastic's defaults. A bad value is
     /// logged (one warning naming the variable, the value and the default used) and replaced by
     /// the default, so this never fails: the `Result` is kept for callers written when it could.
-    /// Options this version reads but does not act on yet are named in one more line.
+    /// A variable that names no option (`ELASTIC_APM_SERVCE_NAME`) is logged with the option it
+    /// most likely meant, and options this version reads but does not act on yet are named in one
+    /// more line.
     ///
     /// ```
     /// // This process sets no ELASTIC_APM_* variable.
@@ -267,13 +303,9 @@ impl Config {
         for warning in &warnings {
             crate::diagnostics::warning!("{warning}");
         }
-        let pending: Vec<String> = config
-            .options()
-            .filter(|o| o.source() == ConfigSource::Environment && o.pending().is_some())
-            .map(|o| format!("{} (used once {})", o.variable(), o.pending().unwrap_or_default()))
-            .collect();
-        if !pending.is_empty() {
-            crate::diagnostics::warning!("read but not used by this version yet: {}", pending.join(", "));
+        let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+        for note in env::notes(&config, names) {
+            crate::diagnostics::warning!("{note}");
         }
         Ok(config)
     }
