@@ -8,7 +8,9 @@
 //! developer is there to fix it.
 //!
 //! The mechanisms live in one file each: `parse` (Elastic's value formats and units), `wildcard`
-//! (its matcher), `options` (the table of every option), `access` (getters and builder setters).
+//! (its matcher), `options` (the table of every option), `access` (getters and builder setters),
+//! `env` (what reading the environment says besides bad values); this file holds the types and
+//! the three ways in: the environment, the builder, central configuration.
 
 mod access;
 mod env;
