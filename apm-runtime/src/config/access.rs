@@ -131,7 +131,8 @@ getters! {
     /// assert_eq!(apm_runtime::Config::builder().build().unwrap().max_queue_size(), 2048);
     /// ```
     max_queue_size: usize;
-    /// `ELASTIC_APM_SHUTDOWN_TIMEOUT` (default 5s): how long dropping the agent waits to flush.
+    /// `ELASTIC_APM_SHUTDOWN_TIMEOUT` (default 5s): how long shutting down (at exit, `shutdown()`,
+    /// or dropping a non-default agent) waits to deliver.
     ///
     /// ```
     /// let c = apm_runtime::Config::builder().build().unwrap();
