@@ -377,11 +377,16 @@ impl AgentBuilder {
             Some(c) => c,
             None => Config::builder().build()?,
         };
+        crate::diagnostics::set_level(config.log_level());
         let mut sinks = self.sinks;
         let destination = match sinks.len() {
+            0 if config.disable_send() => "sending nothing (ELASTIC_APM_DISABLE_SEND)".to_string(),
             0 => format!("sending to the APM Server at {}", config.server_url),
             n => format!("sending to {n} sink{} of the application's", if n == 1 { "" } else { "s" }),
         };
+        if sinks.is_empty() && config.disable_send() {
+            sinks.push(Box::new(crate::report::Discard));
+        }
         if sinks.is_empty() {
             sinks.push(Box::new(crate::report::intake::IntakeSink::new(&config)?));
         }
@@ -405,7 +410,9 @@ impl AgentBuilder {
             batch: Vec::new(),
             events: Vec::new(),
         }));
-        let enabled = config.enabled;
+        // `recording=false` records nothing and sends nothing, as `enabled=false` (it becomes
+        // dynamic once central configuration is polled).
+        let enabled = config.enabled && config.recording();
         let reporter = Reporter { control: control_rx, woken: woken.clone(), delivery: delivery.clone() };
         let reporter = std::thread::Builder::new()
             .name("apm-reporter".into())
@@ -423,11 +430,18 @@ impl AgentBuilder {
             shut_down: AtomicBool::new(false),
             counters,
         });
+        let set: Vec<String> = inner
+            .config
+            .options()
+            .filter(|o| o.source() != crate::config::ConfigSource::Default)
+            .map(|o| o.to_string())
+            .collect();
         crate::diagnostics::info!(
-            "agent {} started: service {:?}, {}",
+            "agent {} started: service {:?}, {}; options set: {}",
             crate::metadata::AGENT_VERSION,
             inner.config.service_name,
-            destination
+            destination,
+            if set.is_empty() { "none (all defaults)".to_string() } else { set.join(", ") }
         );
         let core =
             Core { inner: inner.clone(), reporter: Mutex::new(Some(reporter)), inline: inline.then_some(delivery) };
@@ -969,6 +983,28 @@ pub fn init() -> Result<Agent, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disable_send_records_and_counts_everything_and_sends_nothing() {
+        let config = Config::builder().disable_send(true).server_url("http://127.0.0.1:9").build().unwrap();
+        let agent = Agent::builder().config(config).build().unwrap();
+        let tx = agent.transaction("t").start();
+        assert!(tx.is_sampled(), "still recording");
+        tx.end();
+        assert!(agent.flush(Duration::from_secs(5)), "nothing to wait for: no server is asked");
+        assert_eq!((agent.stats().queued, agent.stats().sent), (1, 1));
+    }
+
+    #[test]
+    fn recording_false_records_nothing() {
+        let config = Config::builder().recording(false).build().unwrap();
+        let agent = Agent::builder().config(config).sink(crate::report::MemorySink::new()).build().unwrap();
+        let tx = agent.transaction("t").start();
+        assert!(tx.trace_id().is_none(), "a no-op transaction");
+        drop(tx);
+        assert!(agent.flush(Duration::from_secs(5)));
+        assert_eq!(agent.stats().queued, 0);
+    }
 
     #[test]
     fn an_ack_is_seen_once_answered_and_times_out_otherwise() {

@@ -9,7 +9,7 @@
 //! Every message names what happened and the fix. Messages that could repeat are said once per
 //! process ([`Once`]) or rate-limited by their callers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The `log` target of every message the agent writes: filter on it to silence or raise them.
 pub const TARGET: &str = "apm";
@@ -28,6 +28,9 @@ pub(crate) fn emit(level: Level, message: std::fmt::Arguments<'_>) {
         Level::Warn => log::Level::Warn,
         Level::Info => log::Level::Info,
     };
+    if level as usize > LEVEL.load(Ordering::Relaxed) {
+        return;
+    }
     // `max_level` stays `Off` until an application installs a logger (loggers set it when they
     // are installed), so it tells whether anyone would see a `log` record at all.
     if log::max_level() != log::LevelFilter::Off {
@@ -52,6 +55,15 @@ macro_rules! warning {
     };
 }
 pub(crate) use warning;
+
+/// The most detailed level the agent writes (`ELASTIC_APM_LOG_LEVEL`, of the agent built last):
+/// a `log::LevelFilter` as a number, `Warn` until an agent says otherwise.
+static LEVEL: AtomicUsize = AtomicUsize::new(log::LevelFilter::Warn as usize);
+
+/// Sets the most detailed level the agent writes.
+pub(crate) fn set_level(level: log::LevelFilter) {
+    LEVEL.store(level as usize, Ordering::Relaxed);
+}
 
 /// A message said at most once per process.
 pub(crate) struct Once(AtomicBool);

@@ -81,7 +81,9 @@ struct Process {
     pid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     title: Option<String>,
-    argv: Vec<String>,
+    /// Only with `ELASTIC_APM_CAPTURE_PROCESS_ARGS=true`: arguments may hold secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    argv: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -107,7 +109,11 @@ impl Metadata {
     /// ```
     pub fn collect(config: &Config) -> Metadata {
         let mut args = std::env::args();
-        let title = args.next();
+        // The executable's name, not its path (which may name a user or a secret directory).
+        let title = args.next().map(|path| {
+            std::path::Path::new(&path).file_name().map_or(path.clone(), |n| n.to_string_lossy().into_owned())
+        });
+        let argv = config.capture_process_args().then(|| args.collect());
         Metadata {
             service: Service {
                 name: config.service_name.clone(),
@@ -118,7 +124,7 @@ impl Metadata {
                 language: NameVersion { name: "Rust", version: env!("APM_RUSTC_VERSION") },
                 runtime: NameVersion { name: "Rust", version: env!("APM_RUSTC_VERSION") },
             },
-            process: Process { pid: std::process::id(), title, argv: args.collect() },
+            process: Process { pid: std::process::id(), title, argv },
             system: System {
                 detected_hostname: detect_hostname(),
                 configured_hostname: config.hostname.clone(),
@@ -148,4 +154,25 @@ fn detect_hostname() -> String {
         .or_else(|| std::env::var("COMPUTERNAME").ok())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process_of(config: Config) -> serde_json::Value {
+        let mut line = Vec::new();
+        crate::event::write_metadata_line(&Metadata::collect(&config), &mut line);
+        serde_json::from_slice::<serde_json::Value>(&line).unwrap()["metadata"]["process"].clone()
+    }
+
+    #[test]
+    fn arguments_are_sent_only_when_asked_for_and_the_title_is_the_executables_name() {
+        let default = process_of(Config::builder().build().unwrap());
+        assert!(default.get("argv").is_none(), "no argv by default: {default}");
+        let title = default["title"].as_str().unwrap();
+        assert!(!title.contains('/'), "a name, not a path: {title}");
+        let asked = process_of(Config::builder().capture_process_args(true).build().unwrap());
+        assert!(asked["argv"].is_array(), "{asked}");
+    }
 }

@@ -29,8 +29,8 @@ getters! {
     /// ```
     enabled: bool;
     /// `ELASTIC_APM_RECORDING` (default `true`, dynamic): when false the agent records nothing but
-    /// keeps polling central configuration, so Kibana can switch it back on. Parsed; used once
-    /// the agent reads the recording switch.
+    /// keeps polling central configuration, so Kibana can switch it back on. Read when the agent
+    /// is built (switching it from Kibana waits for central configuration).
     ///
     /// ```
     /// assert!(apm_runtime::Config::builder().build().unwrap().recording());
@@ -276,8 +276,8 @@ getters! {
     /// ```
     cloud_provider: CloudProvider;
     /// `ELASTIC_APM_LOG_LEVEL` (default `warning`, dynamic): Elastic's levels (`trace`, `debug`,
-    /// `info`, `warning`, `error`, `critical`, `off`) as `log` levels. Parsed; used once the
-    /// agent's own log filters on it.
+    /// `info`, `warning`, `error`, `critical`, `off`) as `log` levels: the most detailed
+    /// messages the agent writes (target `apm`).
     ///
     /// ```
     /// let c = apm_runtime::Config::builder().build().unwrap();
@@ -293,7 +293,7 @@ getters! {
     /// ```
     trace_continuation_strategy: TraceContinuationStrategy;
     /// `ELASTIC_APM_DISABLE_SEND` (default `false`): record everything but send nothing (tests,
-    /// CI). Parsed; used once the agent picks its sink from it.
+    /// CI): no connection is made and every event counts as sent.
     ///
     /// ```
     /// assert!(!apm_runtime::Config::builder().build().unwrap().disable_send());
@@ -307,7 +307,7 @@ getters! {
     /// ```
     use_elastic_traceparent_header: bool;
     /// `ELASTIC_APM_CAPTURE_PROCESS_ARGS` (default `false`): send the process's arguments in the
-    /// metadata (they may hold secrets). Parsed; used once process metadata reads it.
+    /// metadata (they may hold secrets); without it only the executable's name is sent.
     ///
     /// ```
     /// assert!(!apm_runtime::Config::builder().build().unwrap().capture_process_args());

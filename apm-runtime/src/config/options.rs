@@ -103,7 +103,7 @@ options! {
     enabled: bool = true, "ENABLED", parse::boolean, any, show,
         dynamic: false, secret: false, pending: None;
     recording: bool = true, "RECORDING", parse::boolean, any, show,
-        dynamic: true, secret: false, pending: Some("the agent reads the recording switch");
+        dynamic: true, secret: false, pending: None;
     service_name: String = super::default_service_name(), "SERVICE_NAME", parse::text, service_name, show,
         dynamic: false, secret: false, pending: None;
     service_version: Option<String> = None, "SERVICE_VERSION", parse::some_text, any, show_text,
@@ -176,16 +176,16 @@ options! {
     cloud_provider: CloudProvider = CloudProvider::Auto, "CLOUD_PROVIDER", CloudProvider::parse, any, show,
         dynamic: false, secret: false, pending: Some("cloud metadata is detected");
     log_level: log::LevelFilter = log::LevelFilter::Warn, "LOG_LEVEL", log_level, any, show_log_level,
-        dynamic: true, secret: false, pending: Some("the agent's own log filters on it");
+        dynamic: true, secret: false, pending: None;
     trace_continuation_strategy: TraceContinuationStrategy = TraceContinuationStrategy::Continue,
         "TRACE_CONTINUATION_STRATEGY", TraceContinuationStrategy::parse, any, show,
         dynamic: true, secret: false, pending: Some("incoming trace context is continued through it");
     disable_send: bool = false, "DISABLE_SEND", parse::boolean, any, show,
-        dynamic: false, secret: false, pending: Some("the agent picks its sink from it");
+        dynamic: false, secret: false, pending: None;
     use_elastic_traceparent_header: bool = true, "USE_ELASTIC_TRACEPARENT_HEADER", parse::boolean, any, show,
         dynamic: false, secret: false, pending: None;
     capture_process_args: bool = false, "CAPTURE_PROCESS_ARGS", parse::boolean, any, show,
-        dynamic: false, secret: false, pending: Some("process metadata reads it");
+        dynamic: false, secret: false, pending: None;
 }
 
 /// Elastic's minimum list (`specs/agents/sanitization.md`).

@@ -92,6 +92,27 @@ pub trait Sink: Send + 'static {
     }
 }
 
+/// Discards every event, confirming it as sent: what `ELASTIC_APM_DISABLE_SEND=true` uses,
+/// so the agent records everything (and counts it) while nothing leaves the process.
+///
+/// ```
+/// let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::Discard).build().unwrap();
+/// agent.transaction("t").start().end();
+/// assert!(agent.flush(std::time::Duration::from_secs(1)));
+/// assert_eq!(agent.stats().sent, 1);
+/// ```
+pub struct Discard;
+
+impl Sink for Discard {
+    fn write(&mut self, _: &Event, ctx: &SinkContext<'_>) {
+        ctx.record_sent(1);
+    }
+
+    fn never_blocks(&self) -> bool {
+        true
+    }
+}
+
 /// What a sink is told alongside each call: the metadata to open requests with, and where to
 /// count deliveries.
 ///
