@@ -1,9 +1,10 @@
 //! A small HTTP/1.1 server on loopback that plays the "remote services" the examples call:
 //! each path answers after a delay, some with an error status, and it records the trace
-//! headers it was sent so tests can check propagation.
+//! headers it was sent so tests can check propagation. Examples that are services themselves
+//! (`w3c_service`) serve their handler with it too.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -11,11 +12,19 @@ use std::time::Duration;
 /// One request the server received.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// The request method, e.g. `POST`.
+    pub method: String,
     /// The request path, e.g. `/users/3`.
     pub path: String,
     /// Headers, names lowercased.
     pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes; chunked bodies are not read).
+    pub body: Vec<u8>,
 }
+
+/// Bodies larger than this are refused (413) rather than buffered: a service example may listen
+/// on more than loopback, and `Content-Length` is the client's word.
+const MAX_BODY: usize = 1 << 20;
 
 /// Answers one request: `(status, body)`.
 pub type Handler = dyn Fn(&Received) -> (u16, String) + Send + Sync;
@@ -23,7 +32,9 @@ pub type Handler = dyn Fn(&Received) -> (u16, String) + Send + Sync;
 /// A running server; it stops accepting when dropped.
 pub struct DemoServer {
     addr: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
+    /// `None` for a long-running service ([`DemoServer::serve_on`]), which would otherwise
+    /// keep every request it ever answered.
+    received: Option<Arc<Mutex<Vec<Received>>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -40,10 +51,26 @@ impl DemoServer {
     pub fn start_with(
         handler: impl Fn(&Received) -> (u16, String) + Send + Sync + 'static,
     ) -> std::io::Result<DemoServer> {
-        let handler: Arc<Handler> = Arc::new(handler);
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::spawn("127.0.0.1:0", Some(Arc::new(Mutex::new(Vec::new()))), Arc::new(handler))
+    }
+
+    /// Serves `handler` on `addr` (e.g. `127.0.0.1:3000`) until dropped, for examples that
+    /// are services themselves. It keeps no record of the requests: [`DemoServer::received`]
+    /// stays empty.
+    pub fn serve_on(
+        addr: impl ToSocketAddrs,
+        handler: impl Fn(&Received) -> (u16, String) + Send + Sync + 'static,
+    ) -> std::io::Result<DemoServer> {
+        Self::spawn(addr, None, Arc::new(handler))
+    }
+
+    fn spawn(
+        addr: impl ToSocketAddrs,
+        received: Option<Arc<Mutex<Vec<Received>>>>,
+        handler: Arc<Handler>,
+    ) -> std::io::Result<DemoServer> {
+        let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
-        let received = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (rec, st) = (received.clone(), stop.clone());
         thread::Builder::new().name("demo-server".into()).spawn(move || {
@@ -54,7 +81,7 @@ impl DemoServer {
                 let Ok(conn) = conn else { continue };
                 let (rec, handler) = (rec.clone(), handler.clone());
                 thread::spawn(move || {
-                    let _ = serve(conn, &rec, &*handler);
+                    let _ = serve(conn, rec.as_deref(), &*handler);
                 });
             }
         })?;
@@ -66,9 +93,14 @@ impl DemoServer {
         format!("http://{}", self.addr)
     }
 
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The requests received so far.
     pub fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
+        self.received.as_ref().map(|r| r.lock().unwrap().clone()).unwrap_or_default()
     }
 }
 
@@ -94,7 +126,7 @@ pub fn default_handler(request: &Received) -> (u16, String) {
     (status, format!("{{\"path\":\"{path}\",\"status\":{status}}}"))
 }
 
-fn serve(conn: TcpStream, received: &Mutex<Vec<Received>>, handler: &Handler) -> std::io::Result<()> {
+fn serve(conn: TcpStream, received: Option<&Mutex<Vec<Received>>>, handler: &Handler) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut conn = conn;
     loop {
@@ -102,7 +134,9 @@ fn serve(conn: TcpStream, received: &Mutex<Vec<Received>>, handler: &Handler) ->
         if reader.read_line(&mut request_line)? == 0 {
             return Ok(());
         }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let mut words = request_line.split_whitespace();
+        let method = words.next().unwrap_or("GET").to_string();
+        let path = words.next().unwrap_or("/").to_string();
         let mut headers = Vec::new();
         let mut content_length = 0usize;
         loop {
@@ -122,12 +156,16 @@ fn serve(conn: TcpStream, received: &Mutex<Vec<Received>>, handler: &Handler) ->
                 headers.push((k, v));
             }
         }
-        if content_length > 0 {
-            let mut body = vec![0; content_length];
-            std::io::Read::read_exact(&mut reader, &mut body)?;
+        if content_length > MAX_BODY {
+            write!(conn, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+            return conn.flush();
         }
-        let request = Received { path, headers };
-        received.lock().unwrap().push(request.clone());
+        let mut body = vec![0; content_length];
+        std::io::Read::read_exact(&mut reader, &mut body)?;
+        let request = Received { method, path, headers, body };
+        if let Some(received) = received {
+            received.lock().unwrap().push(request.clone());
+        }
         let (status, body) = handler(&request);
         write!(
             conn,

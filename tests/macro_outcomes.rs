@@ -370,7 +370,8 @@ fn unrecorded_sync_spans_report_errors_and_panics_once_and_skip_labels() {
     let agent = apm_runtime::Agent::builder().config(config).sink(sink.clone()).build().unwrap();
     let _default = agent.set_default();
 
-    // No transaction: nothing at all is reported.
+    // No transaction: an `Err` is not reported (that path makes no span at all), a panic is, on
+    // a trace of its own, as Elastic's agents report errors outside any transaction.
     assert!(child_err(true).is_err());
     assert!(std::panic::catch_unwind(span_panics).is_err());
     assert_eq!(labelled_leaf(1), 2);
@@ -389,7 +390,10 @@ fn unrecorded_sync_spans_report_errors_and_panics_once_and_skip_labels() {
     assert!(agent.flush(Duration::from_secs(5)));
 
     assert!(sink.spans().is_empty());
-    let errors = sink.errors();
+    let all = sink.errors();
+    let (outside, errors): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.get("transaction_id").is_none());
+    assert_eq!(outside.len(), 1, "the panic outside any transaction: {outside:#?}");
+    assert_eq!(outside[0]["exception"]["message"], "boom");
     assert_eq!(errors.len(), 2, "one error and one panic, each once: {errors:#?}");
     for e in &errors {
         assert_eq!(e["parent_id"], tx_id.as_str());

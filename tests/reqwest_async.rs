@@ -48,6 +48,7 @@ fn async_requests_are_exit_spans_with_trace_headers() {
 
     for (request, exit) in remote.received().iter().zip([direct, nested]) {
         let tp = &request.headers.iter().find(|(k, _)| k == "traceparent").unwrap().1;
-        assert_eq!(tp, &format!("00-{}-{}-01", tx["trace_id"].as_str().unwrap(), exit["id"].as_str().unwrap()));
+        // Flags 03: sampled, and random (W3C Level 2), as on every trace this agent starts.
+        assert_eq!(tp, &format!("00-{}-{}-03", tx["trace_id"].as_str().unwrap(), exit["id"].as_str().unwrap()));
     }
 }

@@ -71,7 +71,7 @@ fn seed_scenario_external_spans_under_load_url_spans_under_the_transaction() {
         let parts: Vec<&str> = tp.split('-').collect();
         assert_eq!(parts[1], tx["trace_id"].as_str().unwrap());
         assert!(external.iter().any(|e| e["id"] == parts[2]), "parent-id is an exit span: {tp}");
-        assert_eq!(parts[3], "01");
+        assert_eq!(parts[3], "03", "sampled, and random (W3C Level 2): this agent started the trace");
         assert!(r.headers.iter().any(|(k, v)| k == "elastic-apm-traceparent" && v == tp));
         assert!(r.headers.iter().any(|(k, v)| k == "tracestate" && v.starts_with("es=s:1")));
     }

@@ -90,7 +90,7 @@ fn client_errors_drop_the_batch_and_count_it() {
         server.script(&[Action::Status(status)], Action::Accept);
         let agent = agent_for(&server.url(), |c| c.secret_token("never-printed"));
         produce(&agent, 2);
-        assert!(agent.flush(Duration::from_secs(10)));
+        assert!(!agent.flush(Duration::from_secs(10)), "{status}: the server refused them: the flush says so");
         produce(&agent, 1);
         assert!(agent.flush(Duration::from_secs(10)));
         let stats = agent.stats();

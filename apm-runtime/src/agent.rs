@@ -28,7 +28,7 @@ use crate::config::{Config, ConfigError};
 use crate::event::Event;
 use crate::metadata::Metadata;
 use crate::queue::{emptied, Rings, Spares, BATCH};
-use crate::report::{Sink, SinkContext};
+use crate::report::{Ledger, Sink, SinkContext};
 use crate::transaction::TransactionBuilder;
 
 /// Counts of events by fate, from [`Agent::stats`].
@@ -54,6 +54,11 @@ pub struct Stats {
     pub sent: u64,
     /// Events dropped, by reason.
     pub dropped: Dropped,
+    /// Spans started with no transaction current, in the whole process (not only this agent's
+    /// work): each was not recorded. Outside a transaction's work that is expected; inside, the
+    /// context was lost on the way to another thread (the first one is reported by name, once).
+    /// Exact for threads that exited; each running thread publishes its count every 1024 spans.
+    pub spans_without_transaction: u64,
 }
 
 /// Dropped events by reason; see [`Stats`].
@@ -126,18 +131,21 @@ impl Counters {
         .fetch_add(n, Ordering::Relaxed);
     }
 
-    fn snapshot(&self) -> Stats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        Stats {
-            queued: get(&self.queued),
-            sent: get(&self.sent),
-            dropped: Dropped {
-                queue_full: get(&self.queue_full),
-                shutdown: get(&self.shutdown),
-                send_failed: get(&self.send_failed),
-                rejected: get(&self.rejected),
-            },
-        }
+    /// Events the sink gave up on or the server refused, so far.
+    fn failed(&self) -> u64 {
+        self.send_failed.load(Ordering::Relaxed) + self.rejected.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Acquire);
+        let sent = get(&self.sent);
+        let dropped = Dropped {
+            queue_full: get(&self.queue_full),
+            shutdown: get(&self.shutdown),
+            send_failed: get(&self.send_failed),
+            rejected: get(&self.rejected),
+        };
+        Stats { queued: get(&self.queued), sent, dropped, spans_without_transaction: crate::context::orphan_spans() }
     }
 }
 
@@ -158,31 +166,32 @@ enum Control {
 /// `count s1` took 550–600 ms of CPU with them, 250–270 ms without). A condition variable
 /// sleeps at once.
 pub(crate) struct Ack {
-    done: Mutex<bool>,
+    /// `Some(delivered)` once answered: whether everything queued was accepted.
+    done: Mutex<Option<bool>>,
     answered: Condvar,
 }
 
 impl Ack {
     fn new() -> Arc<Ack> {
-        Arc::new(Ack { done: Mutex::new(false), answered: Condvar::new() })
+        Arc::new(Ack { done: Mutex::new(None), answered: Condvar::new() })
     }
 
-    fn answer(&self) {
-        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    fn answer(&self, delivered: bool) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(delivered);
         self.answered.notify_all();
     }
 
-    /// Waits until answered (`true`) or `deadline` passes (`false`).
-    fn wait_until(&self, deadline: Instant) -> bool {
+    /// Waits until answered (`Some(delivered)`) or `deadline` passes (`None`).
+    fn wait_until(&self, deadline: Instant) -> Option<bool> {
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-        while !*done {
+        while done.is_none() {
             let now = Instant::now();
             if now >= deadline {
-                return false;
+                return None;
             }
             done = self.answered.wait_timeout(done, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
-        true
+        *done
     }
 }
 
@@ -242,12 +251,20 @@ impl AgentInner {
     }
 
     /// Sends a flush or shutdown request (`request` builds it from the deadline and the answer
-    /// to wait for) and waits for the reporter's answer: `false` if it is gone or `timeout`
-    /// passes first.
-    fn ask(&self, request: fn(Instant, Arc<Ack>) -> Control, timeout: Duration) -> bool {
+    /// to wait for) and waits for the reporter's answer: whether everything was delivered, or
+    /// `None` if the reporter is gone or `timeout` passes first.
+    fn ask(&self, request: fn(Instant, Arc<Ack>) -> Control, timeout: Duration) -> Option<bool> {
         let ack = Ack::new();
         let deadline = Instant::now() + timeout;
-        self.send_control(request(deadline, ack.clone())) && ack.wait_until(deadline)
+        if !self.send_control(request(deadline, ack.clone())) {
+            return None;
+        }
+        ack.wait_until(deadline)
+    }
+
+    /// Whether the agent was shut down (dropped, or replaced as the default and released).
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Relaxed)
     }
 
     /// Counts spans a full ring could not take (or that ended after the agent shut down).
@@ -269,8 +286,14 @@ impl AgentInner {
     }
 }
 
-/// The APM agent: owns the reporter thread. Dropping it flushes what is queued, waiting at most
-/// `ELASTIC_APM_SHUTDOWN_TIMEOUT`.
+/// The APM agent: owns the reporter thread.
+///
+/// Dropping an agent shuts it down: it delivers what was queued, waiting at most
+/// `ELASTIC_APM_SHUTDOWN_TIMEOUT`, and says in one line how many events could not be delivered,
+/// if any. The process-wide default agent ([`crate::init`], [`Agent::install_global`]) is the
+/// exception: dropping its handle only flushes, and it keeps reporting until the process exits
+/// (`main` returning or [`std::process::exit`]: it is shut down then, within the same timeout)
+/// or [`crate::shutdown`] is called. So `let _ = apm_runtime::init()?;` is safe.
 ///
 /// ```
 /// use apm_runtime::{Agent, report::MemorySink};
@@ -284,6 +307,13 @@ impl AgentInner {
 /// ```
 pub struct Agent {
     pub(crate) inner: Arc<AgentInner>,
+    core: Arc<Core>,
+}
+
+/// What shuts an agent down when the last of its owners lets go: the [`Agent`] handle and, for
+/// the process-wide default, [`KEEPER`].
+struct Core {
+    inner: Arc<AgentInner>,
     reporter: Mutex<Option<JoinHandle<()>>>,
     /// The reporter's delivery, when every sink never blocks: [`Agent::flush`] then delivers on
     /// the calling thread, which saves waking the reporter and being woken by its answer.
@@ -348,6 +378,10 @@ impl AgentBuilder {
             None => Config::builder().build()?,
         };
         let mut sinks = self.sinks;
+        let destination = match sinks.len() {
+            0 => format!("sending to the APM Server at {}", config.server_url),
+            n => format!("sending to {n} sink{} of the application's", if n == 1 { "" } else { "s" }),
+        };
         if sinks.is_empty() {
             sinks.push(Box::new(crate::report::intake::IntakeSink::new(&config)?));
         }
@@ -369,7 +403,7 @@ impl AgentBuilder {
             spares: spares_tx,
             sinks,
             metadata: Metadata::collect(&config),
-            counters: counters.clone(),
+            ledger: Ledger { counters: counters.clone(), unconfirmed: Cell::new(0) },
             recycled: Spares::new(),
             batch: Vec::new(),
             events: Vec::new(),
@@ -380,22 +414,27 @@ impl AgentBuilder {
             .name("apm-reporter".into())
             .spawn(move || reporter.run())
             .expect("spawning the apm-reporter thread");
-        Ok(Agent {
-            inner: Arc::new(AgentInner {
-                config,
-                enabled,
-                queue,
-                rings,
-                spares,
-                control,
-                reporter_thread: reporter.thread().clone(),
-                woken,
-                shut_down: AtomicBool::new(false),
-                counters,
-            }),
-            reporter: Mutex::new(Some(reporter)),
-            inline: inline.then_some(delivery),
-        })
+        let inner = Arc::new(AgentInner {
+            config,
+            enabled,
+            queue,
+            rings,
+            spares,
+            control,
+            reporter_thread: reporter.thread().clone(),
+            woken,
+            shut_down: AtomicBool::new(false),
+            counters,
+        });
+        crate::diagnostics::info!(
+            "agent {} started: service {:?}, {}",
+            crate::metadata::AGENT_VERSION,
+            inner.config.service_name,
+            destination
+        );
+        let core =
+            Core { inner: inner.clone(), reporter: Mutex::new(Some(reporter)), inline: inline.then_some(delivery) };
+        Ok(Agent { inner, core: Arc::new(core) })
     }
 }
 
@@ -425,7 +464,8 @@ struct Delivery {
     spares: Sender<Spares>,
     sinks: Vec<Box<dyn Sink>>,
     metadata: Metadata,
-    counters: Arc<Counters>,
+    /// The counters, and what the first sink holds unconfirmed.
+    ledger: Ledger,
     /// Written span boxes collected to go back to the application threads.
     recycled: Spares,
     /// Reused buffers for one drain: what it writes, and what the channel held.
@@ -461,9 +501,9 @@ impl Reporter {
                 // The agent is gone (every handle dropped): deliver what is left, then stop.
                 Some(Err(Gone)) => (After::Shutdown(Instant::now() + Duration::from_secs(1)), None),
             };
-            self.delivery.lock().unwrap_or_else(|e| e.into_inner()).deliver(after);
+            let delivered = self.delivery.lock().unwrap_or_else(|e| e.into_inner()).deliver(after);
             if let Some(ack) = ack {
-                ack.answer();
+                ack.answer(delivered);
             }
             if matches!(after, After::Shutdown(_)) {
                 return;
@@ -509,15 +549,23 @@ impl Drop for Delivering {
 
 impl Delivery {
     /// Writes everything queued so far to the sinks, then ticks, flushes or shuts them down.
-    fn deliver(&mut self, after: After) {
+    /// Returns whether every event queued so far was accepted: none is left unconfirmed by the
+    /// first sink, and none was dropped during this call.
+    fn deliver(&mut self, after: After) -> bool {
         DELIVERING.with(|d| d.set(true));
         let _delivering = Delivering;
+        let failed_before = self.ledger.counters.failed();
         self.drain();
-        each_sink(&mut self.sinks, &self.metadata, &self.counters, |sink, c| match after {
+        each_sink(&mut self.sinks, &self.metadata, &self.ledger, |sink, c| match after {
             After::Tick => sink.tick(c),
             After::Flush(deadline) => sink.flush(c, deadline),
             After::Shutdown(deadline) => sink.shutdown(c, deadline),
         });
+        if matches!(after, After::Shutdown(_)) {
+            // Nothing will confirm them any more.
+            self.ledger.fail_unconfirmed();
+        }
+        self.ledger.unconfirmed.get() == 0 && self.ledger.counters.failed() == failed_before
     }
 
     /// Writes everything queued so far, including before a flush request. Transactions and
@@ -527,10 +575,10 @@ impl Delivery {
         self.events.extend(self.rx.try_iter());
         let mut batch = std::mem::take(&mut self.batch);
         let n = self.rings.drain(&mut batch);
-        self.counters.queued.fetch_add(n as u64, Ordering::Relaxed);
+        self.ledger.counters.queued.fetch_add(n as u64, Ordering::Relaxed);
         // Spans first, then what the channel held.
         batch.append(&mut self.events);
-        write_all(&mut self.sinks, &self.metadata, &self.counters, &batch);
+        write_all(&mut self.sinks, &self.metadata, &self.ledger, &batch);
         for event in batch.drain(..) {
             if let Event::Span(span) = event {
                 self.recycle(span);
@@ -561,52 +609,63 @@ impl Delivery {
 }
 
 /// The context sink `i` is called with: statistics count the first sink's deliveries only.
-fn sink_context<'a>(i: usize, metadata: &'a Metadata, counters: &'a Counters) -> SinkContext<'a> {
-    SinkContext { metadata, counters: (i == 0).then_some(counters) }
+fn sink_context<'a>(i: usize, metadata: &'a Metadata, ledger: &'a Ledger) -> SinkContext<'a> {
+    SinkContext { metadata, ledger: (i == 0).then_some(ledger) }
 }
 
 /// Hands `events`, in order, to every sink. One unwinding guard per sink and drain, not per
-/// event; a sink that panics loses the event it was handling (counted as a failed send) and gets
-/// the rest.
-fn write_all(sinks: &mut [Box<dyn Sink>], metadata: &Metadata, counters: &Counters, events: &[Event]) {
+/// event; a sink that panics loses what it held unconfirmed (counted as failed sends, see
+/// [`Ledger`]) and gets the rest.
+fn write_all(sinks: &mut [Box<dyn Sink>], metadata: &Metadata, ledger: &Ledger, events: &[Event]) {
     for (i, sink) in sinks.iter_mut().enumerate() {
-        let c = sink_context(i, metadata, counters);
+        let c = sink_context(i, metadata, ledger);
+        let handed = c.ledger.map(|l| &l.unconfirmed);
         let mut next = 0;
         while next < events.len() {
             let run = std::panic::AssertUnwindSafe(|| {
                 while let Some(event) = events.get(next) {
-                    sink.write(event, &c);
                     next += 1;
+                    if let Some(h) = handed {
+                        h.set(h.get() + 1);
+                    }
+                    sink.write(event, &c);
                 }
             });
             if std::panic::catch_unwind(run).is_err() {
-                eprintln!("[apm] a sink panicked; the event it was handling is counted as dropped");
-                c.record_dropped(DropReason::SendFailed, 1);
-                next += 1;
+                sink_panicked(&c);
             }
         }
     }
 }
 
-/// Calls `f` on every sink. A sink that panics loses that one call (counted as a failed send),
-/// not the thread delivering.
+/// Calls `f` on every sink. A sink that panics loses what it held unconfirmed (counted as failed
+/// sends), not the thread delivering.
 fn each_sink(
     sinks: &mut [Box<dyn Sink>],
     metadata: &Metadata,
-    counters: &Counters,
+    ledger: &Ledger,
     mut f: impl FnMut(&mut dyn Sink, &SinkContext<'_>),
 ) {
     for (i, sink) in sinks.iter_mut().enumerate() {
-        let c = sink_context(i, metadata, counters);
+        let c = sink_context(i, metadata, ledger);
         let call = std::panic::AssertUnwindSafe(|| f(&mut **sink, &c));
         if std::panic::catch_unwind(call).is_err() {
-            eprintln!("[apm] a sink panicked; the event it was handling is counted as dropped");
-            c.record_dropped(DropReason::SendFailed, 1);
+            sink_panicked(&c);
         }
     }
 }
 
+#[cold]
+fn sink_panicked(c: &SinkContext<'_>) {
+    let lost = c.ledger.map_or(0, Ledger::fail_unconfirmed);
+    crate::diagnostics::warning!("a sink panicked; {lost} events it held unconfirmed are counted as failed sends");
+}
+
 static GLOBAL: RwLock<Option<Arc<AgentInner>>> = RwLock::new(None);
+
+/// Keeps the process-wide default agent running after its handle is dropped, until the process
+/// exits, another agent is installed, or [`shutdown`] is called.
+static KEEPER: Mutex<Option<Arc<Core>>> = Mutex::new(None);
 
 thread_local! {
     static THREAD_DEFAULT: RefCell<Option<Arc<AgentInner>>> = const { RefCell::new(None) };
@@ -678,7 +737,9 @@ impl Agent {
     }
 
     /// Makes this agent the process-wide default (what [`crate::init`] does). It stays the
-    /// default until it is dropped.
+    /// default, and keeps reporting, until the process exits, another agent is installed or
+    /// [`crate::shutdown`] is called, also when this handle is dropped (which then only
+    /// flushes): see [`Agent`].
     ///
     /// ```
     /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
@@ -686,6 +747,10 @@ impl Agent {
     /// ```
     pub fn install_global(&self) {
         *GLOBAL.write().unwrap_or_else(|e| e.into_inner()) = Some(self.inner.clone());
+        let replaced = KEEPER.lock().unwrap_or_else(|e| e.into_inner()).replace(self.core.clone());
+        // Shut down outside the lock (if no handle is left): that waits for its reporter.
+        drop(replaced);
+        shutdown_at_exit();
     }
 
     /// The configuration in force.
@@ -705,16 +770,24 @@ impl Agent {
     /// assert_eq!(agent.stats().queued, 0);
     /// ```
     pub fn stats(&self) -> Stats {
-        self.inner.counters.snapshot()
+        // Deliveries first, then what was queued, then the spans still in the threads' rings:
+        // whatever a drain does meanwhile, `sent` never reads above `queued`.
+        let mut stats = self.inner.counters.snapshot();
+        stats.queued += self.inner.rings.pending();
+        stats
     }
 
-    /// Sends everything queued so far, waiting at most `timeout`. Returns `true` if the
-    /// reporter finished in time.
+    /// Delivers everything queued so far, waiting at most `timeout`. Returns `true` only when
+    /// every event queued so far was accepted (acknowledged by the server, or written): none is
+    /// still in flight and none was dropped during the flush. `false` means some were not: the
+    /// server was unreachable, refused them, or `timeout` passed; [`Agent::stats`] tells how
+    /// many and why (events a full queue refused were never queued: they are in
+    /// `stats().dropped.queue_full`).
     ///
     /// When every sink [never blocks](crate::report::Sink::never_blocks), the calling thread
     /// drains the queues and flushes the sinks itself (after the reporter's drain in progress,
-    /// if any), with no thread woken, and returns `true`. Called from inside a sink, it returns
-    /// `false` at once: the delivery in progress cannot wait for itself.
+    /// if any), with no thread woken. Called from inside a sink, it returns `false` at once: the
+    /// delivery in progress cannot wait for itself.
     ///
     /// "Queued" is every span, transaction and error that ended, on any thread, before the call
     /// (each thread's ring is drained as part of the flush): flush after joining the work whose
@@ -728,35 +801,148 @@ impl Agent {
         if DELIVERING.with(Cell::get) {
             return false;
         }
+        self.core.flush(timeout)
+    }
+}
+
+impl Core {
+    fn flush(&self, timeout: Duration) -> bool {
         match &self.inline {
             // Waits at most for the reporter's current drain, which never blocks either.
             Some(delivery) => {
                 let deadline = Instant::now() + timeout;
-                delivery.lock().unwrap_or_else(|e| e.into_inner()).deliver(After::Flush(deadline));
-                true
+                delivery.lock().unwrap_or_else(|e| e.into_inner()).deliver(After::Flush(deadline))
             }
-            None => self.inner.ask(Control::Flush, timeout),
+            None => self.inner.ask(Control::Flush, timeout) == Some(true),
         }
+    }
+
+    /// Whether this is the process-wide default agent, kept by [`KEEPER`].
+    fn is_kept(self: &Arc<Core>) -> bool {
+        KEEPER.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|k| Arc::ptr_eq(k, self))
     }
 }
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        self.inner.shut_down.store(true, Ordering::Relaxed);
+        if self.core.is_kept() {
+            // The default agent keeps running (see `Agent`): a dropped handle only flushes.
+            self.core.flush(self.inner.config.shutdown_timeout);
+        }
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+impl Core {
+    /// Delivers what is queued (within the shutdown timeout) and stops the reporter; once, on
+    /// the last owner's drop or at the process's exit, whichever comes first.
+    fn shut_down(&self) {
+        let inner = &self.inner;
+        if inner.shut_down.swap(true, Ordering::Relaxed) {
+            return;
+        }
         {
             let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
-            if global.as_ref().is_some_and(|g| Arc::ptr_eq(g, &self.inner)) {
+            if global.as_ref().is_some_and(|g| Arc::ptr_eq(g, inner)) {
                 *global = None;
             }
         }
-        if self.inner.ask(Control::Shutdown, self.inner.config.shutdown_timeout) {
+        let timeout = inner.config.shutdown_timeout;
+        let answer = inner.ask(Control::Shutdown, timeout);
+        if answer.is_some() {
             if let Some(handle) = self.reporter.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 let _ = handle.join();
             }
         }
         // If the reporter did not answer in time it is left to finish (or die with the
         // process); the application is not held up past its shutdown timeout.
+        report_undelivered(&inner.counters.snapshot(), answer.is_none(), timeout);
     }
+}
+
+/// Says, in one line, how many events this agent could not deliver over its life and why: the
+/// last thing a short job prints when its data did not arrive.
+fn report_undelivered(stats: &Stats, timed_out: bool, timeout: Duration) {
+    let d = &stats.dropped;
+    let accounted = stats.sent + d.send_failed + d.rejected;
+    let in_flight = if timed_out { stats.queued.saturating_sub(accounted) } else { 0 };
+    let lost = d.total() + in_flight;
+    if lost == 0 {
+        return;
+    }
+    let mut why = Vec::new();
+    for (n, reason) in [
+        (d.send_failed, "the APM Server was unreachable, failed or timed out (or a sink failed)"),
+        (d.rejected, "the APM Server refused them"),
+        (d.queue_full, "the queue was full (the reporter could not keep up)"),
+        (d.shutdown, "they ended after the agent shut down"),
+    ] {
+        if n > 0 {
+            why.push(format!("{n} because {reason}"));
+        }
+    }
+    if in_flight > 0 {
+        why.push(format!("{in_flight} still in flight when the shutdown timeout ({timeout:?}) passed"));
+    }
+    crate::diagnostics::warning!(
+        "{lost} of {} events could not be delivered: {} (see Agent::stats)",
+        stats.queued + d.queue_full + d.shutdown,
+        why.join("; ")
+    );
+}
+
+/// Shuts down the process-wide default agent ([`crate::init`], [`Agent::install_global`]):
+/// delivers what is queued, within `ELASTIC_APM_SHUTDOWN_TIMEOUT`, then stops reporting. The
+/// same happens by itself when the process exits; call this to stop earlier. Instrumented code
+/// then records nothing (and says so once). A no-op when no default agent is installed.
+///
+/// ```
+/// let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
+/// agent.install_global();
+/// drop(agent); // flushes; the default agent keeps reporting
+/// apm_runtime::shutdown(); // now it stops
+/// ```
+pub fn shutdown() {
+    let kept = KEEPER.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(core) = kept {
+        // Also when the application still holds the handle: it asked for the agent to stop.
+        core.shut_down();
+    }
+}
+
+/// Registers (once) a handler that shuts the default agent down when the process exits, so that
+/// what a short job ended is delivered even when nobody keeps the agent's handle, and also
+/// through `std::process::exit`.
+fn shutdown_at_exit() {
+    extern "C" fn at_exit() {
+        // `try_lock`: a thread that held the lock when the process began to exit must not make
+        // the exit hang.
+        let kept = match KEEPER.try_lock() {
+            Ok(mut k) => k.take(),
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().take(),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        // Now, even if a handle is still alive: `std::process::exit` runs no destructor.
+        if let Some(core) = kept {
+            core.shut_down();
+        }
+    }
+    extern "C" {
+        // C's `atexit`, in every libc Rust's std links against.
+        fn atexit(f: extern "C" fn()) -> std::ffi::c_int;
+    }
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: `at_exit` is a plain function that lives as long as the program; it touches
+        // only statics that are valid during exit, and catches nothing that could unwind out
+        // of it (dropping `Core` does not panic: every lock it takes tolerates poisoning).
+        unsafe { atexit(at_exit) };
+    });
 }
 
 impl std::fmt::Debug for Agent {
@@ -766,8 +952,9 @@ impl std::fmt::Debug for Agent {
 }
 
 /// Starts the agent from the `ELASTIC_APM_*` environment variables, reporting to the APM Server
-/// at `ELASTIC_APM_SERVER_URL`, and makes it the process-wide default. Keep the returned agent
-/// alive for as long as you want to report; dropping it flushes.
+/// at `ELASTIC_APM_SERVER_URL`, and makes it the process-wide default. It reports until the
+/// process exits (then it delivers what was ended, within `ELASTIC_APM_SHUTDOWN_TIMEOUT`) or
+/// [`shutdown`] is called; dropping the returned handle flushes. `let _ = init()?;` is fine.
 ///
 /// ```no_run
 /// fn main() -> Result<(), apm_runtime::ConfigError> {
@@ -790,17 +977,17 @@ mod tests {
     fn an_ack_is_seen_once_answered_and_times_out_otherwise() {
         let unanswered = Ack::new();
         let start = Instant::now();
-        assert!(!unanswered.wait_until(start + Duration::from_millis(30)));
+        assert_eq!(unanswered.wait_until(start + Duration::from_millis(30)), None);
         assert!(start.elapsed() >= Duration::from_millis(30), "waited until the deadline");
 
         let ack = Ack::new();
         let answering = ack.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
-            answering.answer();
+            answering.answer(true);
         });
-        assert!(ack.wait_until(Instant::now() + Duration::from_secs(10)), "woken by the answer");
+        assert_eq!(ack.wait_until(Instant::now() + Duration::from_secs(10)), Some(true), "woken by the answer");
         t.join().unwrap();
-        assert!(ack.wait_until(Instant::now()), "an answered ack stays answered");
+        assert_eq!(ack.wait_until(Instant::now()), Some(true), "an answered ack stays answered");
     }
 }

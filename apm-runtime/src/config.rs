@@ -610,8 +610,8 @@ fn validate_url(url: &str) -> Result<String, ConfigError> {
 
 fn parse_bool(name: &'static str, v: &str) -> Result<bool, ConfigError> {
     match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
+        "true" => Ok(true),
+        "false" => Ok(false),
         _ => Err(ConfigError::new(name, v, "expected true or false")),
     }
 }

@@ -117,6 +117,11 @@ pub(crate) struct Hot {
     /// How many slots the next reservation asks for: doubles up to [`SLOTS_MAX`] while spans
     /// keep coming under one frame, so a one-span pool task reserves exactly one.
     slots_chunk: Cell<u32>,
+    /// Spans without a transaction this thread may still start before it publishes its count
+    /// (see [`Hot::count_orphan`]); 1 until the first.
+    orphans_left: Cell<u32>,
+    /// The count the last publication announced (the next one's size); 0 before the first.
+    orphans_batch: Cell<u32>,
 }
 
 /// The most span slots one reservation takes.
@@ -136,6 +141,8 @@ thread_local! {
             slots_tx: Cell::new(std::ptr::null()),
             slots_left: Cell::new(0),
             slots_chunk: Cell::new(1),
+            orphans_left: Cell::new(1),
+            orphans_batch: Cell::new(0),
         }
     };
 }
@@ -181,6 +188,27 @@ impl Hot {
     #[inline(always)]
     pub(crate) fn mode(&self) -> u8 {
         self.mode.get()
+    }
+
+    /// Counts a span started with no transaction current: a per-thread count down (one
+    /// decrement and a branch on its zero flag: the no-transaction path must stay a few
+    /// instructions). `true` for this thread's first such span and every 1024th after it, when
+    /// the caller publishes with [`publish_orphans`]; the rest is published when the thread exits.
+    #[inline(always)]
+    pub(crate) fn count_orphan(&self) -> bool {
+        let left = self.orphans_left.get() - 1;
+        self.orphans_left.set(left);
+        left == 0
+    }
+
+    /// Publishes the spans without a transaction counted since the last publication (the thread
+    /// is exiting).
+    pub(crate) fn publish_orphan_rest(&self) {
+        let batch = self.orphans_batch.get();
+        if batch > 0 {
+            ORPHANS.fetch_add(u64::from(batch - self.orphans_left.get()), Ordering::Relaxed);
+            self.orphans_batch.set(0);
+        }
     }
 
     /// The current frame's transaction (null when empty), alive while the frame is current.
@@ -394,6 +422,40 @@ impl Hot {
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 
+/// Spans started with no transaction current, process-wide, as threads published them.
+static ORPHANS: AtomicU64 = AtomicU64::new(0);
+
+/// Said once: the first span started with no transaction.
+static ORPHAN_SAID: crate::diagnostics::Once = crate::diagnostics::Once::new();
+
+/// Spans started with no transaction current, in this process so far: exact for threads that
+/// exited, and within 1023 per running thread (each publishes its count every 1024 spans).
+pub(crate) fn orphan_spans() -> u64 {
+    ORPHANS.load(Ordering::Relaxed)
+}
+
+/// Publishes a thread's count of spans without a transaction (its first, or 1024 more) and,
+/// for the first in the process, says where the trace was lost and how to carry it.
+#[cold]
+#[inline(never)]
+pub(crate) fn publish_orphans(h: &Hot, name: &str) {
+    let first = h.orphans_batch.get() == 0;
+    // The first span alone, then 1024 at a time: the count down starts over.
+    ORPHANS.fetch_add(if first { 1 } else { u64::from(h.orphans_batch.get()) }, Ordering::Relaxed);
+    h.orphans_batch.set(1024);
+    h.orphans_left.set(1024);
+    if first {
+        // The rest of this thread's count is published when it exits.
+        crate::queue::register_exit_hook();
+    }
+    if ORPHAN_SAID.first() && crate::agent::default_agent().is_some() {
+        crate::diagnostics::warning!(
+            "span {name:?} started with no transaction current on thread {:?}, so it is not              recorded (counted in Agent::stats().spans_without_transaction). If it runs inside              a transaction's work, its context was lost on the way to this thread: mark the              function that hands the work over with #[propagate], or carry the context by hand              with Context::current().wrap(..) / wrap_future(..)",
+            std::thread::current().name().unwrap_or("unnamed")
+        );
+    }
+}
+
 /// Thread names by tag, so the reporter side (the waterfall) can show where a span ran without
 /// the hot path carrying a string. Written once per thread, on its first span.
 fn thread_names() -> &'static Mutex<Vec<(u64, String)>> {
@@ -534,14 +596,15 @@ impl Context {
     }
 
     /// The W3C `traceparent` for an outgoing request made under this context: this trace, the
-    /// current span (or the transaction) as parent, and the sampling decision.
+    /// current span (or the transaction) as parent, the sampling decision and the random trace
+    /// id flag (set on traces this agent started, passed on from the caller otherwise).
     ///
     /// ```
     /// assert!(apm_runtime::Context::current().traceparent().is_none());
     /// ```
     pub fn traceparent(&self) -> Option<crate::propagation::TraceParent> {
         let a = self.active.as_ref()?;
-        Some(crate::propagation::TraceParent::new(a.tx.trace_id.0, a.parent_id.0, a.tx.sampled))
+        Some(crate::propagation::TraceParent::with_flags(a.tx.trace_id.0, a.parent_id.0, a.tx.trace_flags))
     }
 
     /// The W3C `tracestate` for an outgoing request: the incoming entries, with Elastic's

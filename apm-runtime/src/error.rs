@@ -4,14 +4,18 @@
 use std::cell::RefCell;
 use std::sync::Once;
 
+use crate::agent::AgentInner;
 use crate::clock::Stamp;
 use crate::context::{thread_tag, Context};
-use crate::event::{ErrorEvent, Event};
+use crate::event::{ErrorEvent, ErrorTransaction, Event};
 use crate::ids::{SpanId, TraceId};
 use crate::transaction::TxShared;
 
 /// Reports `err` as an error event under the current span or transaction (the exception type
-/// is `E`'s type name, the message its `Display`). Outside any transaction it does nothing.
+/// is `E`'s type name, the message its `Display`). Outside any transaction it is reported to the
+/// default agent on a trace of its own, with no transaction fields (as Elastic's other agents
+/// do); with no agent at all it is dropped, and that is said once per process. Returns the
+/// error event's id, `None` when nothing was reported.
 ///
 /// ```
 /// use apm_runtime::{Agent, capture_error, report::MemorySink};
@@ -30,14 +34,15 @@ use crate::transaction::TxShared;
 /// assert_eq!(error["exception"]["message"], "invalid digit found in string");
 /// assert_eq!(error["exception"]["type"], "core::num::error::ParseIntError");
 /// ```
-pub fn capture_error<E: std::fmt::Display + ?Sized>(err: &E) {
+pub fn capture_error<E: std::fmt::Display + ?Sized>(err: &E) -> Option<TraceId> {
     let ctx = Context::current();
-    if let Some(a) = &ctx.active {
-        report(&a.tx, a.parent_id, std::any::type_name::<E>(), err.to_string(), None, true);
+    match &ctx.active {
+        Some(a) => Some(report(&a.tx, a.parent_id, std::any::type_name::<E>(), err.to_string(), None, true)),
+        None => report_outside(std::any::type_name::<E>(), err.to_string(), None, true),
     }
 }
 
-/// Builds and submits one error event tied to `tx` with `parent_id`.
+/// Builds and submits one error event tied to `tx` with `parent_id`; returns its id.
 pub(crate) fn report(
     tx: &TxShared,
     parent_id: SpanId,
@@ -45,15 +50,46 @@ pub(crate) fn report(
     message: String,
     culprit: Option<&str>,
     handled: bool,
-) {
-    tx.agent.submit(Event::Error(Box::new(ErrorEvent {
-        id: TraceId::random(),
-        trace_id: tx.trace_id,
-        transaction_id: tx.id,
+) -> TraceId {
+    let transaction = ErrorTransaction { id: tx.id, name: tx.name.clone(), kind: tx.kind.clone(), sampled: tx.sampled };
+    submit(&tx.agent, tx.trace_id, parent_id, Some(transaction), exception_type, message, culprit, handled)
+}
+
+/// Reports an error that happened outside any transaction to the default agent: a trace of its
+/// own (the intake wants a parent id with a trace id: a fresh one), no transaction fields.
+pub(crate) fn report_outside(
+    exception_type: &str,
+    message: String,
+    culprit: Option<&str>,
+    handled: bool,
+) -> Option<TraceId> {
+    let Some(agent) = crate::agent::default_agent() else {
+        crate::diagnostics::no_agent(&format!("capturing an error ({exception_type})"));
+        return None;
+    };
+    if !agent.enabled {
+        return None;
+    }
+    Some(submit(&agent, TraceId::random(), SpanId::random(), None, exception_type, message, culprit, handled))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn submit(
+    agent: &AgentInner,
+    trace_id: TraceId,
+    parent_id: SpanId,
+    transaction: Option<ErrorTransaction>,
+    exception_type: &str,
+    message: String,
+    culprit: Option<&str>,
+    handled: bool,
+) -> TraceId {
+    let id = TraceId::random();
+    agent.submit(Event::Error(Box::new(ErrorEvent {
+        id,
+        trace_id,
         parent_id,
-        transaction_name: tx.name.clone(),
-        transaction_type: tx.kind.clone(),
-        sampled: tx.sampled,
+        transaction,
         timestamp: Stamp::now().epoch_us(),
         culprit: culprit.map(str::to_string),
         exception_type: exception_type.to_string(),
@@ -61,6 +97,7 @@ pub(crate) fn report(
         handled,
         thread: thread_tag(),
     })));
+    id
 }
 
 /// The panic in flight on this thread, as the hook saw it.
@@ -90,7 +127,15 @@ pub(crate) fn install_panic_hook() {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "Box<dyn Any>".to_string());
             let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
-            let _ = PANIC.try_with(|p| *p.borrow_mut() = Some(PanicRecord { message, location, reported: false }));
+            if Context::current().is_empty() {
+                // No guard will unwind through a transaction to report it: report it here (when
+                // an agent is installed: a panic is no place to complain that none is).
+                if crate::agent::default_agent().is_some() {
+                    report_outside("panic", message, location.as_deref(), false);
+                }
+            } else {
+                let _ = PANIC.try_with(|p| *p.borrow_mut() = Some(PanicRecord { message, location, reported: false }));
+            }
             previous(info);
         }));
     });

@@ -37,8 +37,7 @@ pub enum Outcome {
 /// assert_eq!(LabelValue::from(3), LabelValue::Number(3.0));
 /// assert_eq!(LabelValue::from("eu"), LabelValue::String("eu".into()));
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum LabelValue {
     /// A string, truncated to 1024 characters when serialized.
     String(Cow<'static, str>),
@@ -46,6 +45,21 @@ pub enum LabelValue {
     Number(f64),
     /// A boolean.
     Bool(bool),
+}
+
+impl Serialize for LabelValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LabelValue::String(v) => s.serialize_str(v),
+            // Whole numbers as integers (`3`, not `3.0`), as the application wrote them, while
+            // they fit a double's exact range.
+            LabelValue::Number(v) if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 => {
+                s.serialize_i64(*v as i64)
+            }
+            LabelValue::Number(v) => s.serialize_f64(*v),
+            LabelValue::Bool(v) => s.serialize_bool(*v),
+        }
+    }
 }
 
 impl From<&'static str> for LabelValue {
@@ -595,22 +609,30 @@ impl Serialize for SpanEvent {
     }
 }
 
-/// A captured error or panic, tied to its trace, transaction and parent span.
+/// A captured error or panic, tied to its trace, transaction and parent span; or, when it
+/// happened outside any transaction, to a trace of its own with no transaction fields (as
+/// Elastic's other agents report such errors).
 #[derive(Clone, Debug)]
 pub struct ErrorEvent {
     pub(crate) id: TraceId,
     pub(crate) trace_id: TraceId,
-    pub(crate) transaction_id: SpanId,
     pub(crate) parent_id: SpanId,
-    pub(crate) transaction_name: Cow<'static, str>,
-    pub(crate) transaction_type: Cow<'static, str>,
-    pub(crate) sampled: bool,
+    pub(crate) transaction: Option<ErrorTransaction>,
     pub(crate) timestamp: u64,
     pub(crate) culprit: Option<String>,
     pub(crate) exception_type: String,
     pub(crate) message: String,
     pub(crate) handled: bool,
     pub(crate) thread: u64,
+}
+
+/// The transaction an error happened in.
+#[derive(Clone, Debug)]
+pub(crate) struct ErrorTransaction {
+    pub(crate) id: SpanId,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: Cow<'static, str>,
+    pub(crate) sampled: bool,
 }
 
 impl Serialize for ErrorEvent {
@@ -633,18 +655,20 @@ impl Serialize for ErrorEvent {
         struct Wire<'a> {
             id: TraceId,
             trace_id: TraceId,
-            transaction_id: SpanId,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            transaction_id: Option<SpanId>,
             parent_id: SpanId,
             timestamp: u64,
             #[serde(skip_serializing_if = "Option::is_none")]
             culprit: Option<&'a str>,
             exception: Exception<'a>,
-            transaction: Tx<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            transaction: Option<Tx<'a>>,
         }
         Wire {
             id: self.id,
             trace_id: self.trace_id,
-            transaction_id: self.transaction_id,
+            transaction_id: self.transaction.as_ref().map(|t| t.id),
             parent_id: self.parent_id,
             timestamp: self.timestamp,
             culprit: self.culprit.as_deref().map(truncate),
@@ -653,11 +677,11 @@ impl Serialize for ErrorEvent {
                 kind: truncate(&self.exception_type),
                 handled: self.handled,
             },
-            transaction: Tx {
-                name: truncate(&self.transaction_name),
-                kind: truncate(&self.transaction_type),
-                sampled: self.sampled,
-            },
+            transaction: self.transaction.as_ref().map(|t| Tx {
+                name: truncate(&t.name),
+                kind: truncate(&t.kind),
+                sampled: t.sampled,
+            }),
         }
         .serialize(s)
     }

@@ -35,6 +35,7 @@ mod agent;
 mod clock;
 mod config;
 mod context;
+pub mod diagnostics;
 mod error;
 mod event;
 mod ids;
@@ -49,7 +50,7 @@ mod span_line;
 mod transaction;
 pub mod waterfall;
 
-pub use agent::{init, Agent, AgentBuilder, DefaultGuard, Dropped, Stats};
+pub use agent::{init, shutdown, Agent, AgentBuilder, DefaultGuard, Dropped, Stats};
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use context::{Context, ContextGuard, WithContext};
 pub use error::capture_error;

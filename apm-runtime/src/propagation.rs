@@ -1,33 +1,54 @@
 //! W3C Trace Context propagation (`traceparent` / `tracestate`) plus Elastic's
 //! `es` tracestate entry.
 //!
-//! The parsing rules follow the W3C Recommendation
-//! <https://www.w3.org/TR/trace-context/> (Level 1). Where the spec leaves a
-//! choice to the implementation, this module decides as follows:
+//! The parsing rules follow the W3C Trace Context Level 2 text
+//! (<https://www.w3.org/TR/trace-context-2/>), which is a superset of the Level 1
+//! Recommendation: everything Level 1 accepts, Level 2 accepts too. Where the spec
+//! leaves a choice to the implementation, or where Level 2 changed Level 1, this
+//! module decides as follows:
 //!
-//! * **traceparent flags**: every bit is kept on parse, only the sampled bit
-//!   (`0x01`) is interpreted. [`TraceParent::to_header`] writes `flags`
-//!   verbatim, so a proxy-style caller can forward what it received. The spec
-//!   says unknown flags MUST be zero on requests *we originate*; build those
-//!   headers with [`TraceParent::new`], which only ever sets the sampled bit.
+//! * **traceparent flags**: every bit is kept on parse; the two flags Level 2
+//!   defines are interpreted, sampled (`0x01`, [`TraceParent::sampled`]) and
+//!   random trace id (`0x02`, [`TraceParent::random`]). Headers the agent sends
+//!   after changing the parent id (every outgoing request, continued trace or
+//!   new) carry exactly those two bits and nothing else
+//!   ([`TraceParent::with_flags`] clears the rest): Level 2's processing model
+//!   says unknown flags are set to 0 on outgoing requests, and it requires the
+//!   random flag to be passed on unchanged for as long as the trace id is.
+//!   [`TraceParent::to_header`] still writes `flags` verbatim, so a proxy-style
+//!   caller that forwards an unmodified traceparent (which the spec allows) can
+//!   do so.
+//! * **Random flag on traces we start**: set. Our trace ids are 16 bytes from a
+//!   uniform 64-bit generator, so the right-most 7 bytes are random, which is
+//!   when Level 2 says the flag SHOULD be set; downstream samplers and
+//!   shards may then rely on those bytes.
 //! * **Future traceparent versions**: parsed as the spec's "Versioning of
 //!   traceparent" section says (first 55 characters, next character must be
 //!   `-`). The spec only asks for "hex" there, so uppercase hex digits are
 //!   accepted for versions other than `00`; version `00` is lowercase-only.
-//! * **Invalid tracestate**: the spec lets a vendor either drop invalid
-//!   members or discard the whole header. A single invalid member, or more
-//!   than 32 members, discards the *whole* tracestate: that is what the W3C
-//!   test suite (`test/test.py`, strict mode) requires, and it avoids
-//!   forwarding a list whose meaning we only partly understood.
+//! * **tracestate keys** follow Level 2's grammar,
+//!   `key = ( lcalpha / DIGIT ) 0*255( keychar )` with `keychar` being
+//!   `lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"`: at most 256 characters,
+//!   starting with a lowercase letter or a digit, `@` anywhere after the first
+//!   character and any number of times (`foo@`, `foo@@bar`, `t@vvv…` with a
+//!   15-character "system id" are all keys). Level 1's `tenant@system` split,
+//!   with its 241/14-character limits, is gone: Level 2 dropped it, and the
+//!   W3C test suite (`test_tracestate_key_illegal_vendor_format`,
+//!   `test_tracestate_key_length_limit`) checks that such keys are passed on.
+//!   A Level 1-only peer may reject these keys; we only ever forward keys we
+//!   received, so we never introduce one.
+//! * **Invalid tracestate**: Level 2's processing model lets a vendor discard
+//!   the whole header or only the invalid members. A single invalid member
+//!   (bad key or value, including a key starting with `@`), or more than 32
+//!   members, discards the *whole* tracestate, the members before it included.
+//!   The W3C test suite (strict level 2) requires exactly this: `@foo=1,bar=2`
+//!   and `foo=,bar=3` must lose `bar`, and a 257-character key in a second
+//!   header line must lose the first line's `foo`. It also avoids forwarding a
+//!   list whose meaning we only partly understood.
 //! * **Duplicate tracestate keys**: the leftmost (most recent) entry wins and
 //!   later duplicates are dropped, which the spec explicitly allows. They
 //!   still count towards the 32-member limit, because that limit applies to
 //!   the list as received.
-//! * **tracestate keys** use the Level 1 grammar: `simple-key` must start with
-//!   a lowercase letter; `tenant@system` keys allow a digit-leading tenant of
-//!   up to 241 characters and a system id of up to 14 characters starting
-//!   with a lowercase letter. (The Level 2 draft relaxes this; keys only it
-//!   allows are treated as invalid here.)
 //! * **Empty members** (`a=1,,b=2`, whitespace-only members, empty headers)
 //!   are skipped and do not count towards the 32-member limit: they are what
 //!   combining several header lines naturally produces.
@@ -53,13 +74,10 @@ const FLAGS_DELIM: usize = 52;
 /// Version `ff` is reserved as invalid so that a version byte can never be
 /// confused with an all-ones sentinel.
 const FORBIDDEN_VERSION: u8 = 0xff;
-const FLAG_SAMPLED: u8 = 0x01;
 
 const MAX_MEMBERS: usize = 32;
 const MAX_KEY_LEN: usize = 256;
 const MAX_VALUE_LEN: usize = 256;
-const MAX_TENANT_LEN: usize = 241;
-const MAX_SYSTEM_LEN: usize = 14;
 
 /// Key of Elastic's own tracestate entry.
 const ELASTIC_KEY: &str = "es";
@@ -90,11 +108,21 @@ pub struct TraceParent {
     pub trace_id: [u8; 16],
     /// 8-byte id of the caller's span; never all zeros when parsed.
     pub parent_id: [u8; 8],
-    /// Raw trace-flags byte. Only bit `0x01` (sampled) is interpreted.
+    /// Raw trace-flags byte as received. Bits `0x01` (sampled) and `0x02`
+    /// (random trace id) are interpreted; see [`TraceParent::KNOWN_FLAGS`].
     pub flags: u8,
 }
 
 impl TraceParent {
+    /// The sampled flag: the caller may have recorded trace data.
+    pub const FLAG_SAMPLED: u8 = 0x01;
+    /// Level 2's random trace id flag: at least the right-most 7 bytes of the
+    /// trace id are random.
+    pub const FLAG_RANDOM: u8 = 0x02;
+    /// The flags this module understands, and so the only ones it sends when it
+    /// builds a header (see [`TraceParent::with_flags`]).
+    pub const KNOWN_FLAGS: u8 = Self::FLAG_SAMPLED | Self::FLAG_RANDOM;
+
     /// Parses a `traceparent` header value.
     ///
     /// Leading and trailing optional whitespace (spaces and horizontal tabs)
@@ -166,16 +194,55 @@ impl TraceParent {
     /// Tested as a single bit because other bits (e.g. Level 2's random
     /// trace-id flag `0x02`) may be set alongside it.
     pub fn sampled(&self) -> bool {
-        self.flags & FLAG_SAMPLED == FLAG_SAMPLED
+        self.flags & Self::FLAG_SAMPLED == Self::FLAG_SAMPLED
+    }
+
+    /// Whether the caller says the trace id is random (flag bit `0x02`,
+    /// Trace Context Level 2): then its right-most 7 bytes can be used for
+    /// sampling or sharding decisions, and every header sent with the same
+    /// trace id must keep the flag.
+    ///
+    /// ```rust
+    /// use apm_runtime::propagation::TraceParent;
+    ///
+    /// let tp = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02").unwrap();
+    /// assert!(tp.random());
+    /// assert!(!tp.sampled());
+    /// ```
+    pub fn random(&self) -> bool {
+        self.flags & Self::FLAG_RANDOM == Self::FLAG_RANDOM
     }
 
     /// Builds a version `00` traceparent whose flags carry only the sampled
-    /// bit, as the spec requires for headers we originate.
+    /// bit.
     ///
-    /// The ids are not validated: all-zero ids produce a header that every
-    /// conforming receiver (including [`TraceParent::parse`]) rejects.
+    /// A shorthand for [`TraceParent::with_flags`] when the trace id is not
+    /// known to be random. The ids are not validated: all-zero ids produce a
+    /// header that every conforming receiver (including
+    /// [`TraceParent::parse`]) rejects.
     pub fn new(trace_id: [u8; 16], parent_id: [u8; 8], sampled: bool) -> Self {
-        TraceParent { version: 0, trace_id, parent_id, flags: if sampled { FLAG_SAMPLED } else { 0 } }
+        Self::with_flags(trace_id, parent_id, if sampled { Self::FLAG_SAMPLED } else { 0 })
+    }
+
+    /// Builds a version `00` traceparent carrying the flags of `flags` that
+    /// this module understands ([`TraceParent::KNOWN_FLAGS`]); every other bit
+    /// is cleared, because Level 2 says flags a vendor does not understand are
+    /// sent as 0 (their meaning, defined later, might not hold for what we did).
+    ///
+    /// Continuing a trace, pass the incoming `flags` with the sampled bit set
+    /// to your own decision: the random flag then follows the trace id, as
+    /// Level 2 requires. The ids are not validated, as for [`TraceParent::new`].
+    ///
+    /// ```rust
+    /// use apm_runtime::propagation::TraceParent;
+    ///
+    /// let incoming = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff").unwrap();
+    /// let ours = TraceParent::with_flags(incoming.trace_id, [1, 2, 3, 4, 5, 6, 7, 8], incoming.flags);
+    /// assert_eq!(ours.flags, TraceParent::FLAG_SAMPLED | TraceParent::FLAG_RANDOM);
+    /// assert!(ours.to_header().ends_with("-0102030405060708-03"));
+    /// ```
+    pub fn with_flags(trace_id: [u8; 16], parent_id: [u8; 8], flags: u8) -> Self {
+        TraceParent { version: 0, trace_id, parent_id, flags: flags & Self::KNOWN_FLAGS }
     }
 
     /// Serializes as `00-<32 hex>-<16 hex>-<2 hex>` in lowercase (55 bytes).
@@ -690,40 +757,25 @@ fn encode_hex(src: &[u8], dst: &mut [u8]) {
     }
 }
 
-fn is_lcalpha(b: u8) -> bool {
-    b.is_ascii_lowercase()
-}
-
-/// `lcalpha / DIGIT / "_" / "-" / "*" / "/"`: the characters allowed after the
-/// first one of every key part.
+/// `keychar`: the characters allowed after a key's first one.
 fn is_key_char(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/')
+    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/' | b'@')
 }
 
-/// Level 1 key grammar:
+/// Level 2 key grammar (see the module docs for why not Level 1's):
 ///
 /// ```text
-/// simple-key       = lcalpha 0*255( lcalpha / DIGIT / "_" / "-" / "*" / "/" )
-/// multi-tenant-key = tenant-id "@" system-id
-/// tenant-id        = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-" / "*" / "/" )
-/// system-id        = lcalpha 0*13( lcalpha / DIGIT / "_" / "-" / "*" / "/" )
+/// key     = ( lcalpha / DIGIT ) 0*255( keychar )
+/// keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"
 /// ```
 fn is_valid_key(key: &str) -> bool {
-    let bytes = key.as_bytes();
-    if bytes.is_empty() || bytes.len() > MAX_KEY_LEN {
-        return false;
-    }
-    match key.split_once('@') {
-        None => is_lcalpha(bytes[0]) && bytes[1..].iter().all(|&b| is_key_char(b)),
-        Some((tenant, system)) => {
-            let (tenant, system) = (tenant.as_bytes(), system.as_bytes());
-            (1..=MAX_TENANT_LEN).contains(&tenant.len())
-                && (is_lcalpha(tenant[0]) || tenant[0].is_ascii_digit())
-                && tenant[1..].iter().all(|&b| is_key_char(b))
-                && (1..=MAX_SYSTEM_LEN).contains(&system.len())
-                && is_lcalpha(system[0])
-                && system[1..].iter().all(|&b| is_key_char(b))
+    match key.as_bytes() {
+        [first, rest @ ..] => {
+            key.len() <= MAX_KEY_LEN
+                && (first.is_ascii_lowercase() || first.is_ascii_digit())
+                && rest.iter().all(|&b| is_key_char(b))
         }
+        [] => false,
     }
 }
 
@@ -801,6 +853,31 @@ mod tests {
         assert!(!with_flags("02").sampled());
         assert!(with_flags("ff").sampled());
         assert!(!with_flags("fe").sampled());
+    }
+
+    #[test]
+    fn random_is_a_single_bit_test() {
+        let with_flags = |flags: &str| tp(&format!("{}{flags}", &VALID[..53])).unwrap();
+        for (flags, random, sampled) in
+            [("00", false, false), ("01", false, true), ("02", true, false), ("03", true, true), ("fd", false, true)]
+        {
+            let parsed = with_flags(flags);
+            assert_eq!((parsed.random(), parsed.sampled()), (random, sampled), "{flags}");
+        }
+    }
+
+    #[test]
+    fn with_flags_keeps_only_known_flags() {
+        for (flags, kept) in
+            [(0x00, 0x00), (0x01, 0x01), (0x02, 0x02), (0x03, 0x03), (0xff, 0x03), (0xfc, 0x00), (0x06, 0x02)]
+        {
+            let built = TraceParent::with_flags(TRACE_ID, PARENT_ID, flags);
+            assert_eq!(built.flags, kept, "{flags:#04x}");
+            assert_eq!(built.version, 0);
+            assert_eq!(TraceParent::parse(&built.to_header()), Ok(built));
+        }
+        assert_eq!(TraceParent::new(TRACE_ID, PARENT_ID, true), TraceParent::with_flags(TRACE_ID, PARENT_ID, 0x01));
+        assert_eq!(TraceParent::KNOWN_FLAGS, TraceParent::FLAG_SAMPLED | TraceParent::FLAG_RANDOM);
     }
 
     #[test]
@@ -1139,16 +1216,19 @@ mod tests {
             "FOO=1,bar=2",
             "foo.bar=1,bar=2",
             "@foo=1,bar=2",
-            "foo@=1,bar=2",
-            "foo@@bar=1,bar=2",
-            "foo@bar@baz=1,bar=2",
-            "1foo=1,bar=2",
+            "@=1,bar=2",
             "_foo=1,bar=2",
+            "-foo=1,bar=2",
+            "*foo=1,bar=2",
+            "/foo=1,bar=2",
             "=1,bar=2",
-            "foo@1bar=1,bar=2",
+            "foo@Bar=1,bar=2",
+            "foo@b.r=1,bar=2",
             "fóo=1,bar=2",
             "foo,bar=2",
             "bar=2,foo",
+            // The bad member may come last: what came before it goes too.
+            "bar=2,@foo=1",
         ] {
             assert!(ts(&[header]).is_empty(), "{header:?}");
         }
@@ -1159,6 +1239,17 @@ mod tests {
         for key in ["fw529a3039@dt", "1tenant@vendor", "a@b", "t_-*/@v_-*/1"] {
             let state = TraceState::parse([format!("{key}=x").as_str()]);
             assert_eq!(state.get(key), Some("x"), "{key}");
+        }
+    }
+
+    #[test]
+    fn tracestate_level_2_keys() {
+        // Keys Level 1's tenant@system grammar rejected and Level 2 accepts: a digit first
+        // without a tenant, `@` at the end, doubled, repeated, or before a digit.
+        for key in ["1foo", "0", "foo@", "foo@@bar", "foo@bar@baz", "foo@1bar", "a@", "9@@@", "a-b@_*/"] {
+            let state = TraceState::parse([format!("{key}=1,bar=2").as_str()]);
+            assert_eq!(members(&state), [(key, "1"), ("bar", "2")], "{key}");
+            assert_eq!(state.to_header(), Some(format!("{key}=1,bar=2")));
         }
     }
 
@@ -1175,10 +1266,14 @@ mod tests {
         };
         accept("z".repeat(256));
         reject("z".repeat(257));
+        // Level 2 has one limit, 256 characters for the whole key, wherever `@` is.
         accept(format!("{}@{}", "t".repeat(241), "v".repeat(14)));
-        reject(format!("{}@v", "t".repeat(242)));
-        accept(format!("t@{}", "v".repeat(14)));
-        reject(format!("t@{}", "v".repeat(15)));
+        accept(format!("{}@v", "t".repeat(242)));
+        accept(format!("t@{}", "v".repeat(15)));
+        accept(format!("t@{}", "v".repeat(254)));
+        reject(format!("t@{}", "v".repeat(255)));
+        accept(format!("{}@", "1".repeat(255)));
+        reject(format!("{}@", "1".repeat(256)));
     }
 
     #[test]
@@ -1531,6 +1626,645 @@ mod tests {
         let mut legacy = HeaderMap::new();
         legacy.insert("elastic-apm-traceparent", HeaderValue::from_static(SUITE_TP));
         assert!(extract(&legacy).is_some());
+    }
+
+    // ---- the W3C trace-context test suite (github.com/w3c/trace-context, test/test.py) ----
+
+    /// Every case of the W3C suite, one row per suite test, checked against what this crate
+    /// sends on: the harness calls a service with some headers, the service continues the trace
+    /// with `continue_from` and calls back once per requested callback (an exit span each), and
+    /// the harness inspects the `traceparent`/`tracestate` of those callbacks. Here the service
+    /// is the same public API without HTTP in between; `examples/w3c_service.rs` with
+    /// `scripts/w3c-suite.sh` runs the real suite over HTTP.
+    mod w3c_suite {
+        use super::*;
+        use crate::report::MemorySink;
+        use crate::{Agent, Span};
+
+        const TRACE: &str = "12345678901234567890123456789012";
+        const PARENT: &str = "1234567890123456";
+        const ZERO_TRACE: &str = "00000000000000000000000000000000";
+
+        /// What the suite asserts about the headers of every callback of one request.
+        #[derive(Clone, Debug)]
+        enum Expect {
+            /// The trace was continued: this trace id.
+            TraceId(&'static str),
+            /// The trace was restarted (or never had this id).
+            NotTraceId(&'static str),
+            NotParentId(&'static str),
+            /// A trace-flags bit set, e.g. random (`0x02`).
+            FlagSet(u8),
+            /// The tracestate has `key` with `value`.
+            State(String, String),
+            /// The tracestate has no `key`.
+            NoState(String),
+            /// The tracestate has this many members.
+            StateLen(usize),
+            /// The serialized tracestate contains every one of these, in this order.
+            StateInOrder(&'static [&'static str]),
+            /// The serialized tracestate contains at least one of these.
+            StateContainsAny(&'static [&'static str]),
+            /// The callbacks share one trace id and have pairwise different parent ids.
+            DistinctParentIds,
+        }
+        use Expect::*;
+
+        /// One request from the harness to the service.
+        struct Request {
+            headers: Vec<(&'static str, String)>,
+            callbacks: usize,
+            expect: Vec<Expect>,
+        }
+
+        /// One test of the suite, named as the suite names it.
+        struct SuiteTest {
+            name: &'static str,
+            /// Runs only at `STRICT_LEVEL=2` in the suite (we pass it at every level).
+            strict: bool,
+            requests: Vec<Request>,
+        }
+
+        fn req(headers: &[(&'static str, &str)], expect: Vec<Expect>) -> Request {
+            Request { headers: headers.iter().map(|(k, v)| (*k, v.to_string())).collect(), callbacks: 1, expect }
+        }
+
+        fn tp(value: &str) -> (&'static str, String) {
+            ("traceparent", value.to_owned())
+        }
+
+        fn tp00() -> (&'static str, &'static str) {
+            ("traceparent", "00-12345678901234567890123456789012-1234567890123456-00")
+        }
+
+        fn tp01() -> (&'static str, &'static str) {
+            ("traceparent", "00-12345678901234567890123456789012-1234567890123456-01")
+        }
+
+        fn state(key: &str, value: &str) -> Expect {
+            State(key.to_owned(), value.to_owned())
+        }
+
+        fn no_state(key: &str) -> Expect {
+            NoState(key.to_owned())
+        }
+
+        /// A request carrying one `traceparent` value that the service must not continue.
+        fn restarts(value: &str) -> Request {
+            Request { headers: vec![tp(value)], callbacks: 1, expect: vec![NotTraceId(TRACE)] }
+        }
+
+        fn t(name: &'static str, requests: Vec<Request>) -> SuiteTest {
+            SuiteTest { name, strict: false, requests }
+        }
+
+        fn strict(name: &'static str, requests: Vec<Request>) -> SuiteTest {
+            SuiteTest { name, strict: true, requests }
+        }
+
+        fn suite() -> Vec<SuiteTest> {
+            let member_lines = [
+                "bar01=01,bar02=02,bar03=03,bar04=04,bar05=05,bar06=06,bar07=07,bar08=08,bar09=09,bar10=10",
+                "bar11=11,bar12=12,bar13=13,bar14=14,bar15=15,bar16=16,bar17=17,bar18=18,bar19=19,bar20=20",
+                "bar21=21,bar22=22,bar23=23,bar24=24,bar25=25,bar26=26,bar27=27,bar28=28,bar29=29,bar30=30",
+            ];
+            let with_members = |last: &str| {
+                let mut headers = vec![tp00()];
+                headers.extend(member_lines.iter().map(|line| ("tracestate", *line)));
+                headers.push(("tracestate", last));
+                headers.into_iter().map(|(k, v)| (k, v.to_owned())).collect::<Vec<_>>()
+            };
+            let key_without_vendor = "abcdefghijklmnopqrstuvwxyz0123456789_-*/";
+            let key_with_vendor = format!("{key_without_vendor}@a-z0-9_-*/");
+            let all_values: String = (0x20u8..=0x7e).filter(|b| *b != b',' && *b != b'=').map(char::from).collect();
+            let z256 = "z".repeat(256);
+            let tenant_241 = format!("{}@{}", "t".repeat(241), "v".repeat(14));
+            let tenant_242 = format!("{}@v", "t".repeat(242));
+            let system_15 = format!("t@{}", "v".repeat(15));
+            let key_length = |key: &str| {
+                req(
+                    &[tp00(), ("tracestate", "foo=1"), ("tracestate", &format!("{key}=1"))],
+                    vec![state("foo", "1"), state(key, "1")],
+                )
+            };
+            let ows = |value: &str| req(&[tp00(), ("tracestate", value)], vec![TraceId(TRACE), state("foo", "1")]);
+            let ows_three = |value: &str| {
+                req(&[tp00(), ("tracestate", value)], vec![state("foo", "1"), state("bar", "2"), state("baz", "3")])
+            };
+
+            vec![
+                // ---- TraceContextTest (Level 1) ----
+                t("test_both_traceparent_and_tracestate_missing", vec![req(&[], vec![])]),
+                t(
+                    "test_traceparent_included_tracestate_missing",
+                    vec![req(&[tp01()], vec![TraceId(TRACE), NotParentId(PARENT)])],
+                ),
+                t(
+                    "test_traceparent_duplicated",
+                    vec![req(
+                        &[
+                            ("traceparent", "00-12345678901234567890123456789011-1234567890123456-01"),
+                            ("traceparent", "00-12345678901234567890123456789012-1234567890123456-01"),
+                        ],
+                        vec![NotTraceId("12345678901234567890123456789011"), NotTraceId(TRACE)],
+                    )],
+                ),
+                t(
+                    "test_traceparent_header_name",
+                    vec![
+                        req(&[("trace-parent", tp01().1)], vec![NotTraceId(TRACE)]),
+                        req(&[("trace.parent", tp01().1)], vec![NotTraceId(TRACE)]),
+                    ],
+                ),
+                t(
+                    "test_traceparent_header_name_valid_casing",
+                    ["TraceParent", "TrAcEpArEnT", "TRACEPARENT"]
+                        .into_iter()
+                        .map(|name| req(&[(name, tp01().1)], vec![TraceId(TRACE)]))
+                        .collect(),
+                ),
+                t(
+                    "test_traceparent_version_0x00",
+                    vec![
+                        restarts("00-12345678901234567890123456789012-1234567890123456-01."),
+                        restarts(
+                            "00-12345678901234567890123456789012-1234567890123456-01-what-the-future-will-be-like",
+                        ),
+                    ],
+                ),
+                t(
+                    "test_traceparent_version_0xcc",
+                    vec![
+                        req(
+                            &[("traceparent", "cc-12345678901234567890123456789012-1234567890123456-01")],
+                            vec![TraceId(TRACE)],
+                        ),
+                        req(
+                            &[(
+                                "traceparent",
+                                "cc-12345678901234567890123456789012-1234567890123456-01-what-the-future-will-be-like",
+                            )],
+                            vec![TraceId(TRACE)],
+                        ),
+                        restarts(
+                            "cc-12345678901234567890123456789012-1234567890123456-01.what-the-future-will-be-like",
+                        ),
+                    ],
+                ),
+                t(
+                    "test_traceparent_version_0xff",
+                    vec![restarts("ff-12345678901234567890123456789012-1234567890123456-01")],
+                ),
+                t(
+                    "test_traceparent_version_illegal_characters",
+                    vec![
+                        restarts(".0-12345678901234567890123456789012-1234567890123456-01"),
+                        restarts("0.-12345678901234567890123456789012-1234567890123456-01"),
+                    ],
+                ),
+                t(
+                    "test_traceparent_version_too_long",
+                    vec![
+                        restarts("000-12345678901234567890123456789012-1234567890123456-01"),
+                        restarts("0000-12345678901234567890123456789012-1234567890123456-01"),
+                    ],
+                ),
+                t(
+                    "test_traceparent_version_too_short",
+                    vec![restarts("0-12345678901234567890123456789012-1234567890123456-01")],
+                ),
+                t(
+                    "test_traceparent_trace_id_all_zero",
+                    vec![req(
+                        &[("traceparent", "00-00000000000000000000000000000000-1234567890123456-01")],
+                        vec![NotTraceId(ZERO_TRACE)],
+                    )],
+                ),
+                // The suite compares with the illegal id itself, which no hex id can equal;
+                // the id around the illegal character is the stronger check.
+                t(
+                    "test_traceparent_trace_id_illegal_characters",
+                    vec![
+                        req(
+                            &[("traceparent", "00-.2345678901234567890123456789012-1234567890123456-01")],
+                            vec![NotTraceId("02345678901234567890123456789012")],
+                        ),
+                        req(
+                            &[("traceparent", "00-1234567890123456789012345678901.-1234567890123456-01")],
+                            vec![NotTraceId("12345678901234567890123456789010")],
+                        ),
+                    ],
+                ),
+                t(
+                    "test_traceparent_trace_id_too_long",
+                    vec![req(
+                        &[("traceparent", "00-123456789012345678901234567890123-1234567890123456-01")],
+                        vec![NotTraceId(TRACE), NotTraceId("23456789012345678901234567890123")],
+                    )],
+                ),
+                t(
+                    "test_traceparent_trace_id_too_short",
+                    vec![req(
+                        &[("traceparent", "00-1234567890123456789012345678901-1234567890123456-01")],
+                        vec![
+                            NotTraceId("01234567890123456789012345678901"),
+                            NotTraceId("12345678901234567890123456789010"),
+                        ],
+                    )],
+                ),
+                t(
+                    "test_traceparent_parent_id_all_zero",
+                    vec![restarts("00-12345678901234567890123456789012-0000000000000000-01")],
+                ),
+                t(
+                    "test_traceparent_parent_id_illegal_characters",
+                    vec![
+                        restarts("00-12345678901234567890123456789012-.234567890123456-01"),
+                        restarts("00-12345678901234567890123456789012-123456789012345.-01"),
+                    ],
+                ),
+                t(
+                    "test_traceparent_parent_id_too_long",
+                    vec![restarts("00-12345678901234567890123456789012-12345678901234567-01")],
+                ),
+                t(
+                    "test_traceparent_parent_id_too_short",
+                    vec![restarts("00-12345678901234567890123456789012-123456789012345-01")],
+                ),
+                t(
+                    "test_traceparent_trace_flags_illegal_characters",
+                    vec![
+                        restarts("00-12345678901234567890123456789012-1234567890123456-.0"),
+                        restarts("00-12345678901234567890123456789012-1234567890123456-0."),
+                    ],
+                ),
+                t(
+                    "test_traceparent_trace_flags_too_long",
+                    vec![restarts("00-12345678901234567890123456789012-1234567890123456-001")],
+                ),
+                t(
+                    "test_traceparent_trace_flags_too_short",
+                    vec![restarts("00-12345678901234567890123456789012-1234567890123456-1")],
+                ),
+                t(
+                    "test_traceparent_ows_handling",
+                    [" ", "\t", "", "", "\t "]
+                        .into_iter()
+                        .zip(["", "", " ", "\t", " \t"])
+                        .map(|(lead, trail)| {
+                            req(&[("traceparent", &format!("{lead}{}{trail}", tp01().1))], vec![TraceId(TRACE)])
+                        })
+                        .collect(),
+                ),
+                // The suite compares the two tracestates' lengths; they are equal because
+                // neither keeps anything from the request.
+                t(
+                    "test_tracestate_included_traceparent_missing",
+                    vec![
+                        req(&[("tracestate", "foo=1")], vec![no_state("foo"), StateLen(1)]),
+                        req(&[("tracestate", "foo=1,bar=2")], vec![no_state("foo"), no_state("bar"), StateLen(1)]),
+                    ],
+                ),
+                t(
+                    "test_tracestate_included_traceparent_included",
+                    vec![req(
+                        &[tp00(), ("tracestate", "foo=1,bar=2")],
+                        vec![TraceId(TRACE), state("foo", "1"), state("bar", "2")],
+                    )],
+                ),
+                t(
+                    "test_tracestate_header_name",
+                    vec![
+                        req(&[tp00(), ("trace-state", "foo=1")], vec![no_state("foo")]),
+                        req(&[tp00(), ("trace.state", "foo=1")], vec![no_state("foo")]),
+                    ],
+                ),
+                t(
+                    "test_tracestate_header_name_valid_casing",
+                    ["TraceState", "TrAcEsTaTe", "TRACESTATE"]
+                        .into_iter()
+                        .map(|name| req(&[tp00(), (name, "foo=1")], vec![state("foo", "1")]))
+                        .collect(),
+                ),
+                // "The empty tracestate is discarded": never sent as an empty header, which
+                // every request's check below makes sure of.
+                t(
+                    "test_tracestate_empty_header",
+                    vec![
+                        req(&[tp00(), ("tracestate", "")], vec![TraceId(TRACE)]),
+                        req(
+                            &[tp00(), ("tracestate", "foo=1"), ("tracestate", "")],
+                            vec![TraceId(TRACE), state("foo", "1")],
+                        ),
+                        req(
+                            &[tp00(), ("tracestate", ""), ("tracestate", "foo=1")],
+                            vec![TraceId(TRACE), state("foo", "1")],
+                        ),
+                    ],
+                ),
+                t(
+                    "test_tracestate_multiple_headers_different_keys",
+                    vec![req(
+                        &[
+                            tp00(),
+                            ("tracestate", "foo=1,bar=2"),
+                            ("tracestate", "rojo=1,congo=2"),
+                            ("tracestate", "baz=3"),
+                        ],
+                        vec![TraceId(TRACE), StateInOrder(&["foo=1", "bar=2", "rojo=1", "congo=2", "baz=3"])],
+                    )],
+                ),
+                strict(
+                    "test_tracestate_duplicated_keys",
+                    vec![
+                        req(&[tp00(), ("tracestate", "foo=1,foo=1")], vec![TraceId(TRACE), StateInOrder(&["foo=1"])]),
+                        req(
+                            &[tp00(), ("tracestate", "foo=1,foo=2")],
+                            vec![TraceId(TRACE), StateContainsAny(&["foo=1", "foo=2"])],
+                        ),
+                        req(
+                            &[tp00(), ("tracestate", "foo=1"), ("tracestate", "foo=1")],
+                            vec![TraceId(TRACE), StateInOrder(&["foo=1"])],
+                        ),
+                        req(
+                            &[tp00(), ("tracestate", "foo=1"), ("tracestate", "foo=2")],
+                            vec![TraceId(TRACE), StateContainsAny(&["foo=1", "foo=2"])],
+                        ),
+                    ],
+                ),
+                t(
+                    "test_tracestate_all_allowed_characters",
+                    vec![
+                        req(
+                            &[tp00(), ("tracestate", &format!("{key_without_vendor}={all_values}"))],
+                            vec![state(key_without_vendor, &all_values)],
+                        ),
+                        req(
+                            &[tp00(), ("tracestate", &format!("{key_with_vendor}={all_values}"))],
+                            vec![state(&key_with_vendor, &all_values)],
+                        ),
+                    ],
+                ),
+                t(
+                    "test_tracestate_ows_handling",
+                    vec![
+                        ows_three("foo=1 \t , \t bar=2, \t baz=3"),
+                        ows_three("foo=1\t \t,\t \tbar=2,\t \tbaz=3"),
+                        ows(" foo=1"),
+                        ows("\tfoo=1"),
+                        ows("foo=1 "),
+                        ows("foo=1\t"),
+                        ows("\t foo=1 \t"),
+                    ],
+                ),
+                strict(
+                    "test_tracestate_key_illegal_characters",
+                    vec![
+                        req(&[tp00(), ("tracestate", "foo =1")], vec![no_state("foo ")]),
+                        req(&[tp00(), ("tracestate", "FOO=1")], vec![no_state("FOO")]),
+                        req(&[tp00(), ("tracestate", "foo.bar=1")], vec![no_state("foo.bar")]),
+                    ],
+                ),
+                strict(
+                    "test_tracestate_key_illegal_vendor_format",
+                    vec![
+                        req(&[tp00(), ("tracestate", "foo@=1,bar=2")], vec![state("foo@", "1"), state("bar", "2")]),
+                        req(&[tp00(), ("tracestate", "@foo=1,bar=2")], vec![no_state("bar")]),
+                        req(
+                            &[tp00(), ("tracestate", "foo@@bar=1,bar=2")],
+                            vec![state("foo@@bar", "1"), state("bar", "2")],
+                        ),
+                        req(
+                            &[tp00(), ("tracestate", "foo@bar@baz=1,bar=2")],
+                            vec![state("foo@bar@baz", "1"), state("bar", "2")],
+                        ),
+                    ],
+                ),
+                strict(
+                    "test_tracestate_member_count_limit",
+                    vec![
+                        Request {
+                            headers: with_members("bar31=31,bar32=32"),
+                            callbacks: 1,
+                            expect: vec![state("bar01", "01"), StateLen(32)],
+                        },
+                        Request {
+                            headers: with_members("bar31=31,bar32=32,bar33=33"),
+                            callbacks: 1,
+                            expect: vec![no_state("bar01")],
+                        },
+                    ],
+                ),
+                strict(
+                    "test_tracestate_key_length_limit",
+                    vec![
+                        key_length(&z256),
+                        req(
+                            &[tp00(), ("tracestate", "foo=1"), ("tracestate", &format!("{}=1", "z".repeat(257)))],
+                            vec![no_state("foo")],
+                        ),
+                        key_length(&tenant_241),
+                        key_length(&tenant_242),
+                        key_length(&system_15),
+                    ],
+                ),
+                strict(
+                    "test_tracestate_value_illegal_characters",
+                    vec![
+                        req(&[tp00(), ("tracestate", "foo=bar=baz")], vec![no_state("foo")]),
+                        req(&[tp00(), ("tracestate", "foo=,bar=3")], vec![no_state("foo"), no_state("bar")]),
+                    ],
+                ),
+                // ---- AdvancedTest (Level 1) ----
+                t(
+                    "test_multiple_requests_with_valid_traceparent",
+                    vec![Request { callbacks: 3, ..req(&[tp01()], vec![TraceId(TRACE), DistinctParentIds]) }],
+                ),
+                t(
+                    "test_multiple_requests_without_traceparent",
+                    vec![Request { callbacks: 3, ..req(&[], vec![DistinctParentIds]) }],
+                ),
+                t(
+                    "test_multiple_requests_with_illegal_traceparent",
+                    vec![Request {
+                        callbacks: 3,
+                        ..req(
+                            &[("traceparent", "00-00000000000000000000000000000000-1234567890123456-01")],
+                            vec![NotTraceId(ZERO_TRACE), DistinctParentIds],
+                        )
+                    }],
+                ),
+                // ---- TraceContext2Test (Level 2) ----
+                t(
+                    "test_propagates_random_flag",
+                    vec![req(
+                        &[("traceparent", "00-12345678901234567890123456789012-1234567890123456-02")],
+                        vec![TraceId(TRACE), NotParentId(PARENT), FlagSet(TraceParent::FLAG_RANDOM)],
+                    )],
+                ),
+            ]
+        }
+
+        /// What one callback carried, as the harness reads it.
+        struct Outgoing {
+            traceparent: TraceParent,
+            tracestate: Vec<(String, String)>,
+            tracestate_header: String,
+        }
+
+        /// Plays the service: continue the trace from `headers`, then one exit span per
+        /// callback, whose context is what an outgoing request carries (as `send_traced`
+        /// injects it).
+        fn serve(agent: &Agent, headers: &[(&'static str, String)], callbacks: usize) -> Vec<Outgoing> {
+            let tx = agent.transaction("POST /test").with_type("request").continue_from(headers).start();
+            let _active = tx.attach();
+            (0..callbacks)
+                .map(|_| {
+                    let span = Span::builder("POST callback").with_type("external").subtype("http").start();
+                    let ctx = span.context();
+                    let header = ctx.traceparent().expect("a transaction is current").to_header();
+                    let tracestate_header = ctx.tracestate().unwrap_or_default();
+                    Outgoing {
+                        traceparent: harness_traceparent(&header),
+                        tracestate: harness_tracestate(&tracestate_header),
+                        tracestate_header,
+                    }
+                })
+                .collect()
+        }
+
+        /// The harness accepts only `00-<32 hex>-<16 hex>-<2 hex>`, lowercase.
+        fn harness_traceparent(header: &str) -> TraceParent {
+            let parts: Vec<&str> = header.split('-').collect();
+            let lower_hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| hex_digit(b, false).is_some());
+            assert!(
+                parts.len() == 4
+                    && parts[0] == "00"
+                    && lower_hex(parts[1], 32)
+                    && lower_hex(parts[2], 16)
+                    && lower_hex(parts[3], 2),
+                "the harness would reject traceparent {header:?}"
+            );
+            let parsed = TraceParent::parse(header).unwrap();
+            assert_ne!(parsed.trace_id, [0; 16]);
+            assert_ne!(parsed.parent_id, [0; 8]);
+            parsed
+        }
+
+        /// The harness splits on `,` with OWS around it and raises on any member that is not a
+        /// Level 2 `key=value`: every member we send must survive our own parser unchanged.
+        fn harness_tracestate(header: &str) -> Vec<(String, String)> {
+            if header.is_empty() {
+                return Vec::new();
+            }
+            let parsed = TraceState::parse([header]);
+            assert_eq!(parsed.to_header().as_deref(), Some(header), "the harness would reject tracestate {header:?}");
+            parsed.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+        }
+
+        fn check(test: &SuiteTest, index: usize, request: &Request, out: &[Outgoing]) {
+            let level = if test.strict { " (STRICT_LEVEL=2)" } else { "" };
+            let at = format!("{}{level}, request {index} {:?}", test.name, request.headers);
+            assert_eq!(out.len(), request.callbacks, "{at}");
+            for expect in &request.expect {
+                if let DistinctParentIds = expect {
+                    let traces: std::collections::HashSet<_> = out.iter().map(|o| o.traceparent.trace_id).collect();
+                    let parents: std::collections::HashSet<_> = out.iter().map(|o| o.traceparent.parent_id).collect();
+                    assert_eq!(traces.len(), 1, "{at}: one trace");
+                    assert_eq!(parents.len(), out.len(), "{at}: a parent id per callback");
+                    continue;
+                }
+                for o in out {
+                    let (trace, parent) = (hex(&o.traceparent.trace_id), hex(&o.traceparent.parent_id));
+                    let state = &o.tracestate_header;
+                    let get = |key: &str| o.tracestate.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+                    match expect {
+                        TraceId(id) => assert_eq!(trace, *id, "{at}"),
+                        NotTraceId(id) => assert_ne!(trace, *id, "{at}"),
+                        NotParentId(id) => assert_ne!(parent, *id, "{at}"),
+                        FlagSet(bit) => {
+                            assert_eq!(o.traceparent.flags & bit, *bit, "{at}: flags {:02x}", o.traceparent.flags)
+                        }
+                        State(key, value) => assert_eq!(get(key), Some(value.as_str()), "{at}: {key} in {state:?}"),
+                        NoState(key) => assert_eq!(get(key), None, "{at}: {key} in {state:?}"),
+                        StateLen(n) => assert_eq!(o.tracestate.len(), *n, "{at}: {state:?}"),
+                        StateInOrder(parts) => {
+                            let positions: Vec<Option<usize>> = parts.iter().map(|p| state.find(p)).collect();
+                            assert!(positions.iter().all(Option::is_some), "{at}: {parts:?} in {state:?}");
+                            assert!(positions.windows(2).all(|w| w[0] < w[1]), "{at}: order of {parts:?} in {state:?}");
+                        }
+                        StateContainsAny(parts) => {
+                            assert!(parts.iter().any(|p| state.contains(p)), "{at}: {parts:?} in {state:?}")
+                        }
+                        DistinctParentIds => unreachable!("checked across callbacks above"),
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn every_case_of_the_w3c_suite() {
+            let agent = Agent::builder().sink(MemorySink::new()).build().unwrap();
+            // Every row runs, so that one failure does not hide the others.
+            let failed: Vec<&str> = suite()
+                .iter()
+                .filter(|test| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        for (index, request) in test.requests.iter().enumerate() {
+                            let out = serve(&agent, &request.headers, request.callbacks);
+                            check(test, index, request, &out);
+                        }
+                    }))
+                    .is_err()
+                })
+                .map(|test| test.name)
+                .collect();
+            assert!(failed.is_empty(), "W3C suite cases failing: {failed:?}");
+        }
+
+        #[test]
+        fn the_table_has_the_suites_41_tests_once_each() {
+            let names: Vec<&str> = suite().iter().map(|t| t.name).collect();
+            let unique: std::collections::HashSet<&str> = names.iter().copied().collect();
+            assert_eq!(names.len(), 41);
+            assert_eq!(unique.len(), 41);
+            assert!(names.iter().all(|n| n.starts_with("test_")));
+            assert!(suite().iter().all(|t| !t.requests.is_empty()));
+        }
+
+        #[test]
+        fn traces_we_start_carry_the_random_flag() {
+            let agent = Agent::builder().sink(MemorySink::new()).build().unwrap();
+            for headers in [vec![], vec![tp("garbage")], vec![tp(tp00().1), tp(tp00().1)]] {
+                let out = serve(&agent, &headers, 1);
+                assert!(out[0].traceparent.random(), "{headers:?}");
+                assert!(out[0].traceparent.sampled(), "the default rate samples everything");
+                assert_eq!(out[0].traceparent.flags, TraceParent::KNOWN_FLAGS);
+            }
+        }
+
+        #[test]
+        fn continued_traces_keep_exactly_the_flags_we_understand() {
+            let agent = Agent::builder().sink(MemorySink::new()).build().unwrap();
+            for (flags, sent) in
+                [("00", 0x00), ("01", 0x01), ("02", 0x02), ("03", 0x03), ("ff", 0x03), ("fc", 0x00), ("05", 0x01)]
+            {
+                let header = format!("00-{TRACE}-{PARENT}-{flags}");
+                let out = serve(&agent, &[tp(&header)], 2);
+                for o in &out {
+                    assert_eq!(hex(&o.traceparent.trace_id), TRACE);
+                    assert_eq!(o.traceparent.flags, sent, "{flags}");
+                }
+            }
+        }
+
+        #[test]
+        fn an_unsampled_trace_we_start_is_still_random() {
+            let config = crate::Config::builder().transaction_sample_rate(0.0).build().unwrap();
+            let agent = Agent::builder().config(config).sink(MemorySink::new()).build().unwrap();
+            let out = serve(&agent, &[], 1);
+            assert_eq!(out[0].traceparent.flags, TraceParent::FLAG_RANDOM);
+        }
     }
 
     // ---- properties ----

@@ -213,7 +213,13 @@ impl Ring {
     }
 
     fn is_empty(&self) -> bool {
-        self.head.0.load(Ordering::Relaxed) == self.tail.0.load(Ordering::Acquire)
+        self.len() == 0
+    }
+
+    /// Spans published and not drained yet (a snapshot: either end may move meanwhile).
+    fn len(&self) -> usize {
+        let h = self.head.0.load(Ordering::Acquire);
+        self.tail.0.load(Ordering::Acquire).saturating_sub(h)
     }
 }
 
@@ -233,6 +239,11 @@ pub(crate) struct Rings(Mutex<Vec<Arc<Ring>>>);
 impl Rings {
     fn register(&self, ring: Arc<Ring>) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(ring);
+    }
+
+    /// Spans waiting in the rings: ended, not yet taken by the reporter.
+    pub(crate) fn pending(&self) -> u64 {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|r| r.len() as u64).sum()
     }
 
     /// Consumer: takes every published span of every ring, and forgets the rings whose thread
@@ -315,6 +326,7 @@ impl Drop for Local {
             q.ring.set(std::ptr::null());
             free_chain(q.free.replace(std::ptr::null_mut()));
             h.close_bank();
+            h.publish_orphan_rest();
         });
     }
 }
@@ -460,6 +472,12 @@ fn push_span_filling(q: &HotQueue, ring: &Ring, agent: &AgentInner, span: Box<Sp
 /// `push_span` for a thread whose cached ring is another agent's, or that has none yet.
 #[inline(never)]
 fn push_span_binding(h: &Hot, agent: &Arc<AgentInner>, span: Box<SpanEvent>) {
+    if agent.is_shut_down() {
+        // Nothing drains a ring registered now: count the span and keep nothing (a thread that
+        // outlived the agent under a context it captured must not pile up rings).
+        drop(span);
+        return agent.count_full(1);
+    }
     match LOCAL.try_with(|local| local.borrow_mut().bind(agent, &h.queue)) {
         Ok(()) => push_span(h, agent, span),
         Err(_) => {
@@ -474,6 +492,25 @@ fn push_span_binding(h: &Hot, agent: &Arc<AgentInner>, span: Box<SpanEvent>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_that_outlive_their_agent_register_no_ring_and_count_their_spans() {
+        let agent = crate::Agent::builder().sink(crate::report::MemorySink::new()).build().unwrap();
+        let inner = agent.inner.clone();
+        let tx = agent.transaction("outlives the agent").start();
+        let ctx = tx.context();
+        drop(agent);
+        let threads: Vec<_> = (0..20)
+            .map(|_| {
+                let ctx = ctx.clone();
+                std::thread::spawn(move || ctx.in_scope(|| (0..10).for_each(|_| crate::Span::start("late").end())))
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(inner.rings.0.lock().unwrap().len(), 0, "no thread registered a ring with the dead agent");
+        assert_eq!(inner.counters.snapshot().dropped.shutdown, 200, "every late span counted");
+        drop((ctx, tx));
+    }
 
     #[test]
     fn a_ring_passes_spans_in_order_and_refuses_when_full() {

@@ -202,6 +202,24 @@ impl<'a> SpanBuilder<'a> {
     }
 }
 
+/// Counts a span started with no transaction current; `builder` is only called (for the span's
+/// name) on the rare counts that are published.
+#[inline(always)]
+fn note_orphan<'a>(builder: impl FnOnce() -> SpanBuilder<'a>) {
+    // SAFETY: the calling thread's state, used for this call only.
+    let h = unsafe { &*hot() };
+    if h.count_orphan() {
+        publish_orphans_of(h, builder);
+    }
+}
+
+// Out of line with the builder, so the counting path keeps no closure state alive.
+#[cold]
+#[inline(never)]
+fn publish_orphans_of<'a>(h: &Hot, builder: impl FnOnce() -> SpanBuilder<'a>) {
+    crate::context::publish_orphans(h, &builder().name);
+}
+
 impl Span {
     /// Starts a span named `name` as a child of the current context.
     ///
@@ -220,7 +238,10 @@ impl Span {
     #[inline(always)]
     pub(crate) fn start_lazy<'a>(builder: impl FnOnce() -> SpanBuilder<'a>) -> Span {
         match with_hot(Hot::mode) {
-            EMPTY => Span::of(State::Noop),
+            EMPTY => {
+                note_orphan(builder);
+                Span::of(State::Noop)
+            }
             UNSAMPLED => Span::of(State::Inherit),
             _ => Span::start_recording(builder),
         }
@@ -283,6 +304,9 @@ impl Span {
         let mode = with_hot(Hot::mode);
         if mode > UNSAMPLED {
             return Span::around_started(builder, body, record);
+        }
+        if mode == EMPTY {
+            note_orphan(builder);
         }
         let mut unwinding = Span::of(State::Inherit);
         let out = body(None);
@@ -499,13 +523,21 @@ impl Span {
     /// use for error types that are not `Display`).
     pub(crate) fn capture_error_as(&self, ty: &str, message: String) {
         let ctx = match &*self.state {
-            State::Noop => return,
-            State::Recording(tx, ev) => return error::report(tx, ev.id, ty, message, Some(&ev.name), true),
+            State::Noop => Context::default(),
+            State::Recording(tx, ev) => {
+                error::report(tx, ev.id, ty, message, Some(&ev.name), true);
+                return;
+            }
             State::Passthrough(ctx) => ctx.clone(),
             State::Inherit => Context::current(),
         };
-        if let Some(a) = &ctx.active {
-            error::report(&a.tx, a.parent_id, ty, message, None, true);
+        match &ctx.active {
+            Some(a) => {
+                error::report(&a.tx, a.parent_id, ty, message, None, true);
+            }
+            None => {
+                error::report_outside(ty, message, None, true);
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use crate::context::{thread_tag, Active, Context, ContextGuard};
 use crate::error;
 use crate::event::{Event, LabelValue, Labels, Outcome, TransactionEvent};
 use crate::ids::{SpanId, TraceId};
-use crate::propagation::{extract, HeaderSource, TraceState};
+use crate::propagation::{extract, HeaderSource, TraceParent, TraceState};
 
 /// What every span of one transaction shares, behind the `Arc` that a [`Context`] clones.
 pub(crate) struct TxShared {
@@ -18,6 +18,11 @@ pub(crate) struct TxShared {
     pub(crate) trace_id: TraceId,
     pub(crate) id: SpanId,
     pub(crate) sampled: bool,
+    /// The W3C trace-flags outgoing requests carry: the sampled bit (always equal to
+    /// `sampled`) and the random trace id bit. Kept apart from `sampled`, which the span hot
+    /// path reads, so that that path stays a plain `bool` test; this byte is read only when a
+    /// `traceparent` is written.
+    pub(crate) trace_flags: u8,
     /// `None` when a remote parent decided sampling without telling the rate.
     pub(crate) sample_rate: Option<f64>,
     pub(crate) name: Cow<'static, str>,
@@ -74,6 +79,8 @@ pub(crate) struct RemoteParent {
     pub(crate) trace_id: TraceId,
     pub(crate) parent_id: SpanId,
     pub(crate) sampled: bool,
+    /// The caller's random trace id flag (Trace Context Level 2), passed on with its trace id.
+    pub(crate) random: bool,
     pub(crate) sample_rate: Option<f64>,
     pub(crate) tracestate: TraceState,
 }
@@ -147,8 +154,9 @@ impl<'a> TransactionBuilder<'a> {
 
     /// Continues the distributed trace an incoming request carries in its W3C `traceparent`
     /// and `tracestate` headers (or Elastic's legacy `elastic-apm-traceparent`): same trace id,
-    /// the caller's span as parent, the caller's sampling decision. Missing or malformed
-    /// headers start a new trace.
+    /// the caller's span as parent, the caller's sampling decision, and the caller's random
+    /// trace id flag (W3C Trace Context Level 2) on what this transaction sends on. Missing or
+    /// malformed headers start a new trace.
     ///
     /// ```
     /// let headers = [("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")];
@@ -163,6 +171,7 @@ impl<'a> TransactionBuilder<'a> {
                 trace_id: TraceId::from_bytes(tp.trace_id)?,
                 parent_id: SpanId::from_bytes(tp.parent_id)?,
                 sampled: tp.sampled(),
+                random: tp.random(),
                 sample_rate: incoming.tracestate.elastic_sample_rate(),
                 tracestate: incoming.tracestate,
             })
@@ -181,17 +190,27 @@ impl<'a> TransactionBuilder<'a> {
             Some(agent) => Some(agent.inner.clone()),
             None => crate::agent::default_agent(),
         };
-        let Some(agent) = agent.filter(|a| a.enabled) else {
+        let Some(agent) = agent else {
+            crate::diagnostics::no_agent(&format!("transaction {:?}", self.name));
             return Transaction { rec: None };
         };
-        let (trace_id, parent_id, sampled, sample_rate, tracestate) = match self.remote {
-            Some(r) => (r.trace_id, Some(r.parent_id), r.sampled, r.sample_rate, r.tracestate),
+        if !agent.enabled {
+            return Transaction { rec: None };
+        }
+        let (trace_id, parent_id, sampled, random, sample_rate, tracestate) = match self.remote {
+            Some(r) => (r.trace_id, Some(r.parent_id), r.sampled, r.random, r.sample_rate, r.tracestate),
             None => {
                 let rate = agent.config.transaction_sample_rate;
                 let sampled = sample(rate);
-                (TraceId::random(), None, sampled, Some(rate), TraceState::default())
+                // `TraceId::random` draws every byte from a uniform generator, which is when
+                // Level 2 says a trace's starter should set the random flag.
+                (TraceId::random(), None, sampled, true, Some(rate), TraceState::default())
             }
         };
+        let mut trace_flags = if random { TraceParent::FLAG_RANDOM } else { 0 };
+        if sampled {
+            trace_flags |= TraceParent::FLAG_SAMPLED;
+        }
         // Elastic's spec: a transaction that decided sampling itself says at which rate, so
         // downstream services can weigh their metrics; an inherited rate is passed on as is.
         let tracestate = match sample_rate {
@@ -203,6 +222,7 @@ impl<'a> TransactionBuilder<'a> {
             trace_id,
             id: SpanId::random(),
             sampled,
+            trace_flags,
             // Elastic's sampling spec: unsampled transactions report a rate of 0.
             sample_rate: if sampled { sample_rate } else { Some(0.0) },
             name: self.name,

@@ -39,7 +39,11 @@ pub use memory::MemorySink;
 /// ```
 pub trait Sink: Send + 'static {
     /// Takes one finished event, in the order events were queued. Report each event's fate
-    /// through `ctx` (sent, or dropped with a reason) once it is known.
+    /// through `ctx` (sent, or dropped with a reason) once it is known: that is how a sink
+    /// confirms an event. Until then the agent counts it as in flight, so [`crate::Agent::flush`]
+    /// returns `false`; if a call of this sink panics, everything it was handed and had not
+    /// confirmed is counted as a failed send (confirmations after that are ignored for those
+    /// events), so the statistics stay exact whatever the sink does.
     fn write(&mut self, event: &Event, ctx: &SinkContext<'_>);
 
     /// Delivers everything written so far, giving up at `deadline`.
@@ -48,7 +52,8 @@ pub trait Sink: Send + 'static {
     }
 
     /// The agent is going away: deliver what is possible by `deadline` and count the rest as
-    /// dropped. Defaults to [`Sink::flush`].
+    /// dropped (what is still unconfirmed afterwards is counted as a failed send). Defaults to
+    /// [`Sink::flush`].
     fn shutdown(&mut self, ctx: &SinkContext<'_>, deadline: Instant) {
         self.flush(ctx, deadline);
     }
@@ -104,7 +109,32 @@ pub trait Sink: Send + 'static {
 pub struct SinkContext<'a> {
     pub(crate) metadata: &'a Metadata,
     /// `None` for all but the first sink: statistics describe the first sink only.
-    pub(crate) counters: Option<&'a Counters>,
+    pub(crate) ledger: Option<&'a Ledger>,
+}
+
+/// The first sink's account: the agent's counters, and how many events it was handed and has
+/// not confirmed yet. Confirmations beyond that are ignored, so `queued = sent + dropped` holds
+/// exactly whatever a sink reports (see [`Sink::write`]).
+pub(crate) struct Ledger {
+    pub(crate) counters: std::sync::Arc<Counters>,
+    pub(crate) unconfirmed: std::cell::Cell<u64>,
+}
+
+impl Ledger {
+    /// Takes up to `n` events off the unconfirmed count; returns how many it took.
+    fn confirm(&self, n: u64) -> u64 {
+        let take = n.min(self.unconfirmed.get());
+        self.unconfirmed.set(self.unconfirmed.get() - take);
+        take
+    }
+
+    /// Counts everything unconfirmed as failed (the sink panicked, or shut down without saying);
+    /// returns how many.
+    pub(crate) fn fail_unconfirmed(&self) -> u64 {
+        let n = self.unconfirmed.replace(0);
+        self.counters.add_dropped(DropReason::SendFailed, n);
+        n
+    }
 }
 
 impl SinkContext<'_> {
@@ -139,8 +169,8 @@ impl SinkContext<'_> {
     /// # }
     /// ```
     pub fn record_sent(&self, n: u64) {
-        if let Some(c) = self.counters {
-            c.add_sent(n);
+        if let Some(l) = self.ledger {
+            l.counters.add_sent(l.confirm(n));
         }
     }
 
@@ -152,8 +182,8 @@ impl SinkContext<'_> {
     /// # }
     /// ```
     pub fn record_dropped(&self, reason: DropReason, n: u64) {
-        if let Some(c) = self.counters {
-            c.add_dropped(reason, n);
+        if let Some(l) = self.ledger {
+            l.counters.add_dropped(reason, l.confirm(n));
         }
     }
 }
