@@ -22,7 +22,7 @@
 #
 # Usage: apm-bench/callgrind.sh [scenario ...]
 #   (default: s1 s1-serialized s1-via-reporter s2-no-tx s2-sampling-0 s2-no-tx-in-bin
-#    s2-sampling-0-in-bin s3 s5)
+#    s2-sampling-0-in-bin s3 s5; also s6 s6-borrow: a hot closure in a #[span] fn, see count.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +49,7 @@ n_for() {
     s2-*) echo 200000 ;;     # calls
     s3) echo 8192 ;;         # jobs (a multiple of the 1024-job sync interval)
     s5) echo 10000 ;;        # events (10 batches of 1000)
+    s6|s6-borrow) echo 204800 ;;  # closure calls (200 span fn calls of 1024)
   esac
 }
 
@@ -67,7 +68,9 @@ printf '| scenario | library | instructions/op, main thread | instructions/op, a
 printf '|---|---|---:|---:|\n'
 for s in "${scenarios[@]}"; do
   n=$(n_for "$s")
-  for lib in apm apm-macros apm-start-only fastrace tracing otel floor; do
+  libs=(apm apm-macros apm-start-only fastrace tracing otel floor)
+  [ "${s%-borrow}" = s6 ] && libs=(floor apm-macros apm-macros-carried)
+  for lib in "${libs[@]}"; do
     [ "$s" = s3 ] && [ "$lib" = apm-start-only ] && continue
     [ "$s" = s2-sampling-0 ] && [ "$lib" = tracing ] && continue
     [ "${s%-in-bin}" != "$s" ] && [ "$lib" != apm-macros ] && continue

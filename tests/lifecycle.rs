@@ -164,6 +164,22 @@ fn scenario() {
             short_job();
             assert!(capture_error("lost").is_none());
         }
+        // An outgoing request with no agent: it still goes out, and the fix is named once.
+        Ok("no-agent-request") => {
+            use apm_runtime::integrations::reqwest::SendTraced;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}/", listener.local_addr().unwrap());
+            let server = std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).unwrap();
+                conn.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").unwrap();
+            });
+            let status = reqwest::blocking::Client::new().get(&url).send_traced().unwrap().status();
+            assert_eq!(status.as_u16(), 204);
+            server.join().unwrap();
+        }
         // The agent's handle is dropped at once; the process-wide agent still reports, and what
         // the job ended is delivered when the process exits.
         Ok("let-underscore") => {
@@ -205,6 +221,13 @@ fn with_no_agent_installed_the_first_transaction_says_how_to_fix_it_once() {
     assert_eq!(says, 1, "said once: {stderr}");
     assert!(stderr.contains("apm_runtime::init()") && stderr.contains("install_global"), "{stderr}");
     assert!(stderr.contains("\"short job\""), "names what ran: {stderr}");
+}
+
+#[test]
+fn with_no_agent_installed_an_outgoing_request_says_how_to_fix_it() {
+    let stderr = run_child("no-agent-request", &[]);
+    assert_eq!(stderr.matches("no APM agent is installed").count(), 1, "{stderr}");
+    assert!(stderr.contains("send_traced"), "{stderr}");
 }
 
 #[test]

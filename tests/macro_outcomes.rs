@@ -67,6 +67,27 @@ fn err_is_failure_with_error_events() {
     assert!(under_span["exception"]["type"].as_str().unwrap().ends_with("Shown"));
     let under_tx = r.errors.iter().find(|e| e["parent_id"] == tx["id"]).expect("error under the transaction");
     assert_eq!(under_tx["transaction_id"], tx["id"]);
+    // An `Err` leaving the transaction escapes everything instrumented: unhandled, as an
+    // exception escaping a transaction is in Elastic's other agents. The span's caller got its
+    // `Err` back (and here passed it on with `?`): handled.
+    assert_eq!(under_tx["exception"]["handled"], false, "{under_tx:#}");
+    assert_eq!(under_span["exception"]["handled"], true, "{under_span:#}");
+}
+
+#[test]
+fn err_leaving_an_unsampled_transaction_is_unhandled_too() {
+    let sink = apm_runtime::report::MemorySink::new();
+    let config = apm_runtime::Config::builder().transaction_sample_rate(0.0).build().unwrap();
+    let agent = apm_runtime::Agent::builder().config(config).sink(sink.clone()).build().unwrap();
+    {
+        let _default = agent.set_default();
+        assert!(tx_unit_err().is_err());
+    }
+    assert!(agent.flush(Duration::from_secs(5)));
+    let errors = sink.errors();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0]["exception"]["handled"], false);
+    assert_eq!(errors[0]["transaction"]["sampled"], false);
 }
 
 #[test]
@@ -206,9 +227,16 @@ async fn async_err() -> Result<u64, String> {
 fn async_err_is_failure() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let r = record(|| assert!(rt.block_on(async_err()).is_err()));
-    assert_eq!(r.tx("async_err")["outcome"], "failure");
-    assert_eq!(r.span("sleepy")["outcome"], "failure");
+    let (tx, span) = (r.tx("async_err"), r.span("sleepy"));
+    assert_eq!(tx["outcome"], "failure");
+    assert_eq!(span["outcome"], "failure");
     assert_eq!(r.errors.len(), 2);
+    let handled = |parent: &serde_json::Value| {
+        r.errors.iter().find(|e| e["parent_id"] == parent["id"]).expect("an error under it")["exception"]["handled"]
+            .clone()
+    };
+    assert_eq!(handled(tx), false);
+    assert_eq!(handled(span), true);
 }
 
 #[span]

@@ -198,6 +198,7 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
         a.path().segments.last().is_some_and(|s| names.iter().any(|n| s.ident == n))
     };
     let mut absorbed_propagate = false;
+    let mut consumed: Vec<Path> = Vec::new();
     if kind == Kind::Propagate {
         if f.attrs.iter().any(|a| sibling(a, &["transaction", "span"])) {
             // Runs before the span/transaction macro: hand over to it.
@@ -205,7 +206,7 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
             return Ok(f.into_token_stream());
         }
     } else if let Some(pos) = f.attrs.iter().position(|a| sibling(a, &["propagate"])) {
-        f.attrs.remove(pos);
+        consumed.push(f.attrs.remove(pos).path().clone());
         absorbed_propagate = true;
     }
     let mode = match (kind, opts.propagate.as_ref().map(|b| b.value)) {
@@ -248,7 +249,23 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
             ReturnType::Default => None,
             ReturnType::Type(_, t) => Some((**t).clone()),
         };
-        let new_body = if f.sig.asyncness.is_some() {
+        let new_body = if f.sig.asyncness.is_some() && takes_context_at_call(kind, &f.attrs) {
+            let parent = syn::Ident::new("__apm_parent", Span::mixed_site());
+            let rebind = async_fn_to_future_fn(&mut f.sig, &krate);
+            let inner = if kind == Kind::Propagate {
+                // Every poll runs under the caller's context, as a closure body would.
+                let body = typed_async_block(&krate, body, ret.as_ref(), &rw, &rebind);
+                quote!(#parent.wrap_future(#body))
+            } else {
+                let instrumented =
+                    instrument_async(kind, &opts, &krate, &fn_name, body, ret.as_ref(), &rw, Some(&parent));
+                quote!(async move { #rebind #instrumented })
+            };
+            quote! {
+                let #parent = #krate::Context::current();
+                #inner
+            }
+        } else if f.sig.asyncness.is_some() {
             instrument_async(kind, &opts, &krate, &fn_name, body, ret.as_ref(), &rw, None)
         } else {
             let track_caller = f.attrs.iter().any(|a| a.path().is_ident("track_caller"));
@@ -256,6 +273,9 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
         };
         *f.block = syn::parse2(quote!({ #new_body }))?;
     }
+    consumed.append(&mut rw.consumed);
+    let uses = uses_of(&consumed);
+    f.block.stmts.splice(0..0, uses);
     if let Some(first) = rw.errors.first().cloned() {
         let mut all = first;
         for e in rw.errors.into_iter().skip(1) {
@@ -264,6 +284,264 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
         return Err(all);
     }
     Ok(f.into_token_stream())
+}
+
+/// `use <path> as _;` for each attribute this macro consumed (a `#[propagate]` under it, the
+/// markers in its body): the compiler never resolves a consumed attribute, so the user's
+/// `use apm_runtime::propagate;` written for it would otherwise warn as unused, and correct code
+/// would not build under `-D warnings`. An import costs nothing at run time.
+fn uses_of(paths: &[Path]) -> Vec<Stmt> {
+    let mut seen = HashSet::new();
+    paths
+        .iter()
+        .filter(|p| seen.insert(p.to_token_stream().to_string()))
+        .map(|p| syn::parse_quote!(#[allow(unused_imports)] use #p as _;))
+        .collect()
+}
+
+/// Whether an `async fn`'s macro rewrites it into a plain fn that captures the caller's context
+/// when it is called (see [`async_fn_to_future_fn`]). Not for a transaction, which has no parent
+/// in the current context (it starts a trace or continues `traceparent`, an argument either
+/// way): it starts at the first poll, as the `async fn` it stays. Not when another attribute
+/// needs the `async fn` it was written as (`#[tokio::main]`, `#[tokio::test]`, …, expanded after
+/// this one): nothing calls those from instrumented code.
+fn takes_context_at_call(kind: Kind, attrs: &[syn::Attribute]) -> bool {
+    kind != Kind::Transaction
+        && !attrs.iter().any(|a| a.path().segments.last().is_some_and(|s| s.ident == "main" || s.ident == "test"))
+}
+
+/// Turns `async fn f(args) -> R` into `fn f(args) -> impl Future<Output = R> + ..`, so that code
+/// can run when `f` is called (an `async fn`'s body runs only at its first poll), and returns the
+/// statements that move every argument into the future, as the `async fn` did: the returned
+/// future owns the arguments whether or not its body names them, and drops them when it ends.
+///
+/// The future captures every lifetime of the arguments, as an `async fn`'s does. Before edition
+/// 2024 an `impl Trait` return type captures only the lifetimes its bounds name, so the elided
+/// ones are named (`'__apm_life0`, ..) and every lifetime is named in a `Captures` bound, and so
+/// is `Self` (its lifetimes, from the impl): `+ Captures<(&'a (), &'__apm_life0 (), PhantomData<Self>)>`. Auto traits leak through `impl Future`: the future
+/// is `Send` exactly when the `async fn`'s was.
+fn async_fn_to_future_fn(sig: &mut syn::Signature, krate: &Path) -> TokenStream {
+    // Errors about the returned future (a lifetime it can't capture) point at the `async`.
+    let at = sig.asyncness.take().map_or_else(Span::call_site, |a| a.span);
+    let mut namer = NameElided::default();
+    let mut mentions_self = false;
+    let mut rebind = Vec::new();
+    for (i, input) in sig.inputs.iter_mut().enumerate() {
+        match input {
+            FnArg::Receiver(r) => {
+                mentions_self = true;
+                if r.colon_token.is_none() {
+                    // `&self`: what is printed is `reference`; `ty` (`&Self`) must agree with it.
+                    if let Some((_, lifetime)) = &mut r.reference {
+                        let l = lifetime.get_or_insert_with(|| namer.fresh()).clone();
+                        let m = r.mutability;
+                        *r.ty = syn::parse_quote!(&#l #m Self);
+                    }
+                } else {
+                    namer.visit_type_mut(&mut r.ty);
+                }
+                // Named so the future owns it even when the body never uses `self`.
+                rebind.push(quote!(let _ = &self;));
+            }
+            FnArg::Typed(t) => {
+                namer.visit_type_mut(&mut t.ty);
+                mentions_self |= contains_self(&t.ty);
+                match &mut *t.pat {
+                    syn::Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() && p.ident != "self" => {
+                        // The parameter keeps its name (rustdoc, `labels(arg)`); the future's
+                        // binding takes over its `mut`.
+                        let mutability = p.mutability.take();
+                        let ident = &p.ident;
+                        rebind.push(quote!(let #mutability #ident = #ident;));
+                    }
+                    pat => {
+                        let arg = syn::Ident::new(&format!("__apm_arg{i}"), Span::mixed_site());
+                        let user_pat = std::mem::replace(
+                            pat,
+                            syn::Pat::Ident(syn::PatIdent {
+                                attrs: Vec::new(),
+                                by_ref: None,
+                                mutability: None,
+                                ident: arg.clone(),
+                                subpat: None,
+                            }),
+                        );
+                        // Moved in whole first, so a pattern that binds part of it (or `_`)
+                        // does not leave the rest to be dropped at the call.
+                        rebind.push(quote!(let #arg = #arg; let #user_pat = #arg;));
+                    }
+                }
+            }
+        }
+    }
+    let mut lifetimes = std::mem::take(&mut namer.named);
+    for input in &sig.inputs {
+        let ty = match input {
+            FnArg::Receiver(r) => &r.ty,
+            FnArg::Typed(t) => &t.ty,
+        };
+        let mut c = CollectLifetimes::default();
+        c.visit_type(ty);
+        for l in c.found {
+            if !lifetimes.iter().any(|k| k.ident == l.ident) {
+                lifetimes.push(l);
+            }
+        }
+    }
+    // The output's elided lifetimes get the name elision gave them (`&self`'s, or the one
+    // lifetime of the arguments): left elided next to named arguments, they would warn
+    // (`mismatched_lifetime_syntaxes`) where the `async fn` did not.
+    let receiver_ref = sig.inputs.iter().find_map(|i| match i {
+        FnArg::Receiver(r) => match &*r.ty {
+            Type::Reference(t) => t.lifetime.clone(),
+            _ => None,
+        },
+        FnArg::Typed(_) => None,
+    });
+    let target = receiver_ref.or_else(|| (lifetimes.len() == 1).then(|| lifetimes[0].clone()));
+    if let (Some(target), ReturnType::Type(_, ty)) = (target, &mut sig.output) {
+        ElideTo(target).visit_type_mut(ty);
+    }
+    let fresh: Vec<&syn::Lifetime> =
+        lifetimes.iter().filter(|l| l.ident.to_string().starts_with("__apm_life")).collect();
+    for (n, l) in fresh.iter().enumerate() {
+        sig.generics.params.insert(n, syn::GenericParam::Lifetime(syn::LifetimeParam::new((*l).clone())));
+    }
+    let output = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, t) => t.to_token_stream(),
+    };
+    // One bound naming them all: two bounds of one trait that differ only in a lifetime are
+    // ambiguous to the trait solver where the future is an associated type (a trait's default
+    // `async fn`), which then asks for the lifetimes to be equal.
+    let self_marker = mentions_self.then(|| quote!(::core::marker::PhantomData<Self>,));
+    let captures = (!lifetimes.is_empty() || mentions_self)
+        .then(|| quote!(+ #krate::__private::Captures<(#(&#lifetimes (),)* #self_marker)>));
+    sig.output = syn::parse_quote_spanned!(at=>
+        -> impl ::core::future::Future<Output = #output> #captures
+    );
+    quote!(#(#rebind)*)
+}
+
+fn contains_self(ty: &Type) -> bool {
+    struct F(bool);
+    impl<'ast> Visit<'ast> for F {
+        fn visit_path_segment(&mut self, s: &'ast syn::PathSegment) {
+            self.0 |= s.ident == "Self";
+            syn::visit::visit_path_segment(self, s);
+        }
+        fn visit_macro(&mut self, m: &'ast syn::Macro) {
+            self.0 |=
+                m.tokens.clone().into_iter().any(|t| matches!(&t, proc_macro2::TokenTree::Ident(i) if i == "Self"));
+        }
+    }
+    let mut f = F(false);
+    f.visit_type(ty);
+    f.0
+}
+
+/// Names the elided lifetimes of an argument type (`&T`, `'_`), leaving alone the ones that
+/// belong to a `fn(&T)` pointer or `Fn(&T)` bound, which elide within themselves.
+#[derive(Default)]
+struct NameElided {
+    named: Vec<syn::Lifetime>,
+}
+
+impl NameElided {
+    fn fresh(&mut self) -> syn::Lifetime {
+        let l = syn::Lifetime::new(&format!("'__apm_life{}", self.named.len()), Span::call_site());
+        self.named.push(l.clone());
+        l
+    }
+}
+
+impl VisitMut for NameElided {
+    fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
+        if r.lifetime.is_none() {
+            r.lifetime = Some(self.fresh());
+        }
+        syn::visit_mut::visit_type_reference_mut(self, r);
+    }
+    fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
+        if l.ident == "_" {
+            *l = self.fresh();
+        }
+    }
+    fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
+    fn visit_parenthesized_generic_arguments_mut(&mut self, _: &mut syn::ParenthesizedGenericArguments) {}
+    fn visit_type_macro_mut(&mut self, _: &mut syn::TypeMacro) {}
+}
+
+/// Gives the elided lifetimes of the return type (`&T`, `'_`) the name elision would give them.
+struct ElideTo(syn::Lifetime);
+
+impl VisitMut for ElideTo {
+    fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
+        if r.lifetime.is_none() {
+            r.lifetime = Some(self.0.clone());
+        }
+        syn::visit_mut::visit_type_reference_mut(self, r);
+    }
+    fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
+        if l.ident == "_" {
+            *l = self.0.clone();
+        }
+    }
+    fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
+    fn visit_parenthesized_generic_arguments_mut(&mut self, _: &mut syn::ParenthesizedGenericArguments) {}
+    fn visit_type_macro_mut(&mut self, _: &mut syn::TypeMacro) {}
+}
+
+/// The lifetimes an argument type names, except those bound by a `for<..>` or local to a
+/// `fn(..)` pointer or `Fn(..)` bound.
+#[derive(Default)]
+struct CollectLifetimes {
+    found: Vec<syn::Lifetime>,
+}
+
+impl<'ast> Visit<'ast> for CollectLifetimes {
+    fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
+        if l.ident != "static" && l.ident != "_" && !self.found.iter().any(|k| k.ident == l.ident) {
+            self.found.push(l.clone());
+        }
+    }
+    fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
+    fn visit_parenthesized_generic_arguments(&mut self, _: &'ast syn::ParenthesizedGenericArguments) {}
+    fn visit_trait_bound(&mut self, b: &'ast syn::TraitBound) {
+        if b.lifetimes.is_none() {
+            syn::visit::visit_trait_bound(self, b);
+        }
+    }
+    fn visit_type_macro(&mut self, _: &'ast syn::TypeMacro) {}
+}
+
+/// `typed_future::<R, _>(async move { <rebind> <ctx binding> let ret: R = <body>; ret })`: an
+/// `async fn`'s body as the async block of the future fn `async_fn_to_future_fn` made, with the
+/// fn's return type as the expected type of its tail (coercions, `?` conversions).
+fn typed_async_block(
+    krate: &Path,
+    body: Block,
+    ret: Option<&Type>,
+    rw: &Rewriter,
+    rebind: &TokenStream,
+) -> TokenStream {
+    let ctx = ctx_ident();
+    let bind_ctx = rw.fn_level_uses_ctx().then(|| quote!(let #ctx = #krate::Context::current();));
+    let unit: Type = syn::parse_quote!(());
+    let ret = ret.unwrap_or(&unit);
+    match nameable(Some(ret)) {
+        Some(r) => {
+            let tail = syn::Ident::new("__apm_ret", Span::mixed_site());
+            quote!(#krate::__private::typed_future::<#r, _>(async move {
+                #rebind
+                #bind_ctx
+                let #tail: #r = #body;
+                #[allow(unreachable_code)]
+                #tail
+            }))
+        }
+        None => quote!(async move { #rebind #bind_ctx #body }),
+    }
 }
 
 /// `__apm_tx` for a transaction, `__apm_span` for a span.

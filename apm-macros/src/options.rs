@@ -63,7 +63,27 @@ impl Options {
     fn parse_inner(kind: Kind, input: ParseStream) -> syn::Result<Options> {
         let mut opts = Options::default();
         let mut seen: Vec<String> = Vec::new();
+        if kind != Kind::Propagate && input.peek(LitStr) {
+            // `#[span("load")]`: the name, as tracing's and most attribute macros spell it.
+            opts.name = Some(input.parse()?);
+            seen.push("name".to_string());
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
         while !input.is_empty() {
+            if input.peek(Lit) {
+                let lit: Lit = input.parse()?;
+                let msg = match (&lit, kind) {
+                    (_, Kind::Propagate) => "#[propagate] takes no options except `crate = path`".to_string(),
+                    (Lit::Str(_), _) => format!(
+                        "a bare string names the {what} only as the first argument; write `name = \"...\"`",
+                        what = if kind == Kind::Transaction { "transaction" } else { "span" }
+                    ),
+                    _ => "expected `name = \"...\"` or another option; the name is a string literal".to_string(),
+                };
+                return Err(syn::Error::new(lit.span(), msg));
+            }
             let key = input.call(Ident::parse_any)?;
             let key_str = key.to_string();
             let known = match kind {
@@ -82,6 +102,10 @@ impl Options {
                     (Kind::Propagate, _) => {
                         format!("unknown option `{key_str}`: #[propagate] takes no options except `crate = path`")
                     }
+                    _ if !input.peek(Token![=]) && !input.peek(syn::token::Paren) => format!(
+                        "unknown option `{key_str}` for {}; to name it, write `name = \"{key_str}\"` (or `\"{key_str}\"` first); the options are: {known}",
+                        kind.attr()
+                    ),
                     _ => format!("unknown option `{key_str}` for {}; expected one of: {known}", kind.attr()),
                 };
                 return Err(syn::Error::new(key.span(), msg));
@@ -92,6 +116,12 @@ impl Options {
             seen.push(key_str.clone());
             match key_str.as_str() {
                 "name" | "type" | "subtype" | "action" => {
+                    if !input.peek(Token![=]) {
+                        return Err(syn::Error::new(
+                            key.span(),
+                            format!("`{key_str}` takes a string: write `{key_str} = \"...\"`"),
+                        ));
+                    }
                     input.parse::<Token![=]>()?;
                     let value: Expr = input.parse()?;
                     let lit = match value {

@@ -62,11 +62,13 @@ pub struct Rewriter<'a> {
     uses: Vec<bool>,
     pub errors: Vec<syn::Error>,
     pub fn_name: String,
+    /// The paths of the markers consumed (see [`Rewriter::uses_of_consumed`]).
+    pub consumed: Vec<Path>,
 }
 
 impl<'a> Rewriter<'a> {
     pub fn new(krate: &'a Path, mode: Mode, fn_name: String, bindings: HashSet<String>) -> Self {
-        Rewriter { krate, mode, bindings, uses: vec![false], errors: Vec::new(), fn_name }
+        Rewriter { krate, mode, bindings, uses: vec![false], errors: Vec::new(), fn_name, consumed: Vec::new() }
     }
 
     /// Whether the fn-level code borrows the fn-level `__apm_ctx` binding.
@@ -83,6 +85,7 @@ impl<'a> Rewriter<'a> {
         let mut err = None;
         attrs.retain(|attr| {
             let Some(kind) = marker_kind(attr) else { return true };
+            self.consumed.push(attr.path().clone());
             if found.is_some() {
                 err = Some(syn::Error::new_spanned(attr, "only one #[propagate] or #[span] marker per closure"));
                 return false;

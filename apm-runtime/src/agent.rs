@@ -386,9 +386,6 @@ impl AgentBuilder {
             sinks.push(Box::new(crate::report::intake::IntakeSink::new(&config)?));
         }
         crate::error::install_panic_hook();
-        // reqwest is built without a default crypto provider (see Cargo.toml); install ours now,
-        // before the application builds its own clients, so theirs work too.
-        crate::report::install_crypto_provider();
         let (queue, rx) = crossbeam_channel::bounded(config.max_queue_size);
         let (spares_tx, spares) = crossbeam_channel::bounded(SPARE_BATCHES);
         let rings = Arc::new(Rings::default());
@@ -877,13 +874,13 @@ fn report_undelivered(stats: &Stats, timed_out: bool, timeout: Duration) {
     }
     let mut why = Vec::new();
     for (n, reason) in [
-        (d.send_failed, "the APM Server was unreachable, failed or timed out (or a sink failed)"),
-        (d.rejected, "the APM Server refused them"),
-        (d.queue_full, "the queue was full (the reporter could not keep up)"),
-        (d.shutdown, "they ended after the agent shut down"),
+        (d.send_failed, "failed to send (the APM Server was unreachable, answered with an error or timed out)"),
+        (d.rejected, "refused by the APM Server (a 4xx answer)"),
+        (d.queue_full, "dropped because the queue was full (the reporter could not keep up)"),
+        (d.shutdown, "ended after the agent shut down"),
     ] {
         if n > 0 {
-            why.push(format!("{n} because {reason}"));
+            why.push(format!("{n} {reason}"));
         }
     }
     if in_flight > 0 {

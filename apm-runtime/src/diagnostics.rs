@@ -83,3 +83,12 @@ pub(crate) fn no_agent(what: &str) {
         );
     }
 }
+
+/// Says, once per process, that `what` ran with no agent installed (as the default on this
+/// thread or for the process), if none is: for instrumented code that starts no transaction.
+#[cold]
+pub(crate) fn check_agent(what: &str) {
+    if crate::agent::default_agent().is_none() {
+        no_agent(what);
+    }
+}

@@ -24,6 +24,13 @@ pub fn typed_future<R, F: Future<Output = R>>(f: F) -> F {
     f
 }
 
+/// Names lifetimes (a tuple of `&'a ()`, and `PhantomData<Self>` for `Self`'s) in the
+/// `impl Future` an instrumented `async fn` becomes, so the future may hold what the arguments borrow, as the `async fn`'s did (before
+/// edition 2024, an `impl Trait` return type captures only the lifetimes its bounds name).
+/// Implemented by every type: the bound constrains nothing.
+pub trait Captures<T: ?Sized> {}
+impl<T: ?Sized, U: ?Sized> Captures<T> for U {}
+
 /// Starts a span under the current context; `builder` runs only when the span will record.
 #[inline(always)]
 pub fn span<F: FnOnce() -> SpanBuilder<'static>>(builder: F) -> Span {
@@ -56,8 +63,8 @@ pub trait Instrumentation {
     fn __apm_context(&self) -> Context;
     /// Sets the outcome.
     fn __apm_outcome(&mut self, outcome: Outcome);
-    /// Reports an error event under it.
-    fn __apm_error(&self, ty: &str, message: String);
+    /// Reports the `Err` the instrumented fn returned, under it.
+    fn __apm_returned_error(&self, ty: &str, message: String);
     /// Adds a label.
     fn __apm_label(&mut self, key: &'static str, value: LabelValue);
 }
@@ -75,7 +82,10 @@ impl Instrumentation for Span {
     fn __apm_outcome(&mut self, outcome: Outcome) {
         self.set_outcome(outcome);
     }
-    fn __apm_error(&self, ty: &str, message: String) {
+    // Handled: the `Err` goes back to the span's caller, which may well handle it. Elastic's
+    // spec (specs/agents/error-tracking.md) calls only what escapes uncaught unhandled, and says
+    // nothing that would make an error leaving a span so.
+    fn __apm_returned_error(&self, ty: &str, message: String) {
         self.capture_error_as(ty, message);
     }
     #[inline]
@@ -98,8 +108,8 @@ impl<G: Instrumentation + ?Sized> Instrumentation for &mut G {
     fn __apm_outcome(&mut self, outcome: Outcome) {
         (**self).__apm_outcome(outcome)
     }
-    fn __apm_error(&self, ty: &str, message: String) {
-        (**self).__apm_error(ty, message)
+    fn __apm_returned_error(&self, ty: &str, message: String) {
+        (**self).__apm_returned_error(ty, message)
     }
     #[inline]
     fn __apm_label(&mut self, key: &'static str, value: LabelValue) {
@@ -120,8 +130,10 @@ impl Instrumentation for Transaction {
     fn __apm_outcome(&mut self, outcome: Outcome) {
         self.set_outcome(outcome);
     }
-    fn __apm_error(&self, ty: &str, message: String) {
-        self.capture_error_as(ty, message);
+    // Unhandled: nothing above the transaction handles it, as an exception escaping a
+    // transaction is reported by Elastic's other agents.
+    fn __apm_returned_error(&self, ty: &str, message: String) {
+        self.capture_error_unhandled(ty, message);
     }
     #[inline]
     fn __apm_label(&mut self, key: &'static str, value: LabelValue) {
@@ -135,12 +147,13 @@ pub fn record_ok<G: Instrumentation>(g: &mut G) {
     g.__apm_outcome(Outcome::Success);
 }
 
-/// Marks `g` failed and reports `err` (an `Err` was returned); `message` comes from the
-/// [`ErrMsg`] autoref dispatch: `Display`, else `Debug`, else the type name.
+/// Marks `g` failed and reports `err` (an `Err` was returned): unhandled when it leaves a
+/// transaction, handled when it leaves a span. `message` comes from the [`ErrMsg`] autoref
+/// dispatch: `Display`, else `Debug`, else the type name.
 #[inline]
 pub fn record_err<G: Instrumentation, E: ?Sized>(g: &mut G, _err: &E, message: String) {
     g.__apm_outcome(Outcome::Failure);
-    g.__apm_error(std::any::type_name::<E>(), message);
+    g.__apm_returned_error(std::any::type_name::<E>(), message);
 }
 
 /// Adds a label computed by the [`LabelOf`] dispatch.

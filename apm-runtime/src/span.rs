@@ -156,7 +156,11 @@ impl<'a> SpanBuilder<'a> {
     fn start_child(self) -> Span {
         let Some(parent) = self.parent else { return Span::of(State::Noop) };
         match &parent.active {
-            None => Span::of(State::Noop),
+            None => {
+                // An async `#[span]` fn called outside any transaction lands here.
+                note_orphan(|| self);
+                Span::of(State::Noop)
+            }
             Some(a) if a.tx.sampled && a.tx.try_start_span() => {
                 let a = a.clone();
                 with_hot(|h| self.record_under(h, a))

@@ -379,8 +379,18 @@ impl Transaction {
     /// Reports an error event with an explicit exception type and message (what the macros
     /// use for error types that are not `Display`).
     pub(crate) fn capture_error_as(&self, ty: &str, message: String) {
+        self.report_error(ty, message, true);
+    }
+
+    /// Reports an error that escaped the transaction (an `Err` returned through
+    /// `#[transaction]`): unhandled, as Elastic's agents report an exception leaving one.
+    pub(crate) fn capture_error_unhandled(&self, ty: &str, message: String) {
+        self.report_error(ty, message, false);
+    }
+
+    fn report_error(&self, ty: &str, message: String, handled: bool) {
         if let Some(r) = &self.rec {
-            error::report(&r.shared, r.shared.id, ty, message, None, true);
+            error::report(&r.shared, r.shared.id, ty, message, None, handled);
         }
     }
 

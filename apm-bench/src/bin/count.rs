@@ -4,7 +4,8 @@
 //! `count sizes` prints the sizes of the runtime's hot-path types; `count flushes N` and
 //! `count flushes-via-reporter N` flush an idle agent N times (see below).
 //!
-//! Usage: `count <s1|s1-serialized|s1-via-reporter|s2-no-tx|s2-sampling-0|s2-no-tx-in-bin|s2-sampling-0-in-bin|s3|s5> <apm|apm-macros|apm-start-only|fastrace|tracing|otel|floor> <N>`
+//! Usage: `count <s1|s1-serialized|s1-via-reporter|s2-no-tx|s2-sampling-0|s2-no-tx-in-bin|s2-sampling-0-in-bin|s3|s5> <apm|apm-macros|apm-start-only|fastrace|tracing|otel|floor> <N>`,
+//! or `count <s6|s6-borrow> <floor|apm-macros|apm-macros-carried> <N>` (N elements, see `s6`)
 //! where N counts operations: child spans for s1 (a multiple of 100), calls for s2, jobs for s3,
 //! events for s5 (a multiple of 1000; apm or floor only). As in the suite, `s1` counts until the
 //! events are handed to apm's sink, which then only counts them; `s1-serialized` has the sink
@@ -24,6 +25,95 @@ use std::time::Duration;
 #[inline(never)]
 fn child_in_bin(x: u64) -> u64 {
     apm_bench::work::tiny(x)
+}
+
+/// Scenario 6 (issue 22 §2): a hot closure in a `#[span]` fn, one call per element. `floor` has
+/// no instrumentation; `apm-macros` is the `#[span]` fn as written, whose borrowing closure is left
+/// as it is; `apm-macros-carried` adds `#[propagate]`, which carries the context into the closure
+/// by attaching it around each call: what `#[span]`/`#[transaction]` would generate if they
+/// carried borrowing closures by default. `s6` maps with a closure that names no local
+/// (`|x| x + 1`, given a context of its own where it is made), `s6-borrow` with one that mutably
+/// borrows a local (`|x| acc += x`, borrowing the fn's context).
+mod s6 {
+    use std::hint::black_box;
+
+    #[inline(never)]
+    pub fn map_floor(v: &[u64]) -> u64 {
+        v.iter().map(|x| black_box(x + 1)).sum()
+    }
+
+    #[apm_runtime::span(name = "s6")]
+    #[inline(never)]
+    pub fn map_span(v: &[u64]) -> u64 {
+        v.iter().map(|x| black_box(x + 1)).sum()
+    }
+
+    #[apm_runtime::span(name = "s6")]
+    #[apm_runtime::propagate]
+    #[inline(never)]
+    pub fn map_carried(v: &[u64]) -> u64 {
+        v.iter().map(|x| black_box(x + 1)).sum()
+    }
+
+    #[inline(never)]
+    pub fn borrow_floor(v: &[u64]) -> u64 {
+        let mut acc = 0;
+        v.iter().for_each(|x| acc += black_box(*x));
+        acc
+    }
+
+    #[apm_runtime::span(name = "s6")]
+    #[inline(never)]
+    pub fn borrow_span(v: &[u64]) -> u64 {
+        let mut acc = 0;
+        v.iter().for_each(|x| acc += black_box(*x));
+        acc
+    }
+
+    #[apm_runtime::span(name = "s6")]
+    #[apm_runtime::propagate]
+    #[inline(never)]
+    pub fn borrow_carried(v: &[u64]) -> u64 {
+        let mut acc = 0;
+        v.iter().for_each(|x| acc += black_box(*x));
+        acc
+    }
+
+    /// Elements per call. N (elements) stays under 500 calls per run: below the transaction's
+    /// span limit, so every call records its span.
+    pub const LEN: u64 = 1024;
+
+    /// Runs `n` elements through the scenario's fn inside a sampled transaction; prints the
+    /// wall time per element.
+    pub fn run(scenario: &str, lib: &str, n: u64) {
+        let f: fn(&[u64]) -> u64 = match (scenario, lib) {
+            ("s6", "floor") => map_floor,
+            ("s6", "apm-macros") => map_span,
+            ("s6", "apm-macros-carried") => map_carried,
+            ("s6-borrow", "floor") => borrow_floor,
+            ("s6-borrow", "apm-macros") => borrow_span,
+            ("s6-borrow", "apm-macros-carried") => borrow_carried,
+            _ => {
+                eprintln!("{scenario} runs floor, apm-macros or apm-macros-carried");
+                std::process::exit(3);
+            }
+        };
+        let v: Vec<u64> = (0..LEN).collect();
+        let agent = apm_bench::apm::agent();
+        let tx = agent.transaction("s6").start();
+        let active = tx.attach();
+        let start = std::time::Instant::now();
+        let mut acc = 0u64;
+        for _ in 0..n / LEN {
+            acc = acc.wrapping_add(f(black_box(&v)));
+        }
+        let elapsed = start.elapsed();
+        black_box(acc);
+        drop(active);
+        tx.end();
+        assert!(agent.flush(std::time::Duration::from_secs(30)));
+        eprintln!("{scenario} {lib}: {:.2} ns per element", elapsed.as_nanos() as f64 / n as f64);
+    }
 }
 
 /// An agent whose one sink counts events and keeps `never_blocks` false.
@@ -96,6 +186,11 @@ fn main() {
         for _ in 0..n {
             assert!(agent.flush(Duration::from_secs(30)));
         }
+        return;
+    }
+    if args.len() == 4 && args[1].starts_with("s6") {
+        let n: u64 = args[3].parse().expect("N is a number");
+        s6::run(&args[1], &args[2], n);
         return;
     }
     if args.len() != 4 {

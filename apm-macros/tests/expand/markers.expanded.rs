@@ -1,4 +1,8 @@
 fn run(pool: &threadpool::ThreadPool, items: Vec<String>) {
+    #[allow(unused_imports)]
+    use span as _;
+    #[allow(unused_imports)]
+    use propagate as _;
     #[allow(unused_mut)]
     let mut __apm_tx = ::apm_runtime::Transaction::builder("run").start();
     let __apm_guard = __apm_tx.attach();

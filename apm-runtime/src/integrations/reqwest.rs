@@ -173,6 +173,9 @@ struct Target {
 }
 
 fn start_exit_span(parent: &Context, method: &str, target: &Target) -> Span {
+    if parent.is_empty() {
+        crate::diagnostics::check_agent("an outgoing request (send_traced)");
+    }
     Span::builder(format!("{method} {}", target.host))
         .with_type("external")
         .subtype("http")

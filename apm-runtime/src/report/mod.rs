@@ -6,7 +6,6 @@ pub mod file;
 pub mod intake;
 pub mod memory;
 mod tls;
-pub(crate) use tls::install_crypto_provider;
 
 use std::time::Instant;
 

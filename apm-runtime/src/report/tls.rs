@@ -32,7 +32,3 @@ pub(crate) fn intake_client(user_agent: &str, verify: bool) -> ureq::Agent {
         .build()
         .into()
 }
-
-/// Kept only until `AgentBuilder::build` stops calling it: the agent no longer installs a
-/// process-wide crypto provider (see the module docs), so this does nothing.
-pub(crate) fn install_crypto_provider() {}
