@@ -338,13 +338,13 @@ fn async_fn_to_future_fn(sig: &mut syn::Signature, krate: &Path) -> TokenStream 
                         *r.ty = syn::parse_quote!(&#l #m Self);
                     }
                 } else {
-                    namer.visit_type_mut(&mut r.ty);
+                    Elide(|| namer.fresh()).visit_type_mut(&mut r.ty);
                 }
                 // Named so the future owns it even when the body never uses `self`.
                 rebind.push(quote!(let _ = &self;));
             }
             FnArg::Typed(t) => {
-                namer.visit_type_mut(&mut t.ty);
+                Elide(|| namer.fresh()).visit_type_mut(&mut t.ty);
                 mentions_self |= contains_self(&t.ty);
                 match &mut *t.pat {
                     syn::Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() && p.ident != "self" => {
@@ -400,7 +400,7 @@ fn async_fn_to_future_fn(sig: &mut syn::Signature, krate: &Path) -> TokenStream 
     });
     let target = receiver_ref.or_else(|| (lifetimes.len() == 1).then(|| lifetimes[0].clone()));
     if let (Some(target), ReturnType::Type(_, ty)) = (target, &mut sig.output) {
-        ElideTo(target).visit_type_mut(ty);
+        Elide(|| target.clone()).visit_type_mut(ty);
     }
     let fresh: Vec<&syn::Lifetime> =
         lifetimes.iter().filter(|l| l.ident.to_string().starts_with("__apm_life")).collect();
@@ -440,8 +440,29 @@ fn contains_self(ty: &Type) -> bool {
     f.0
 }
 
-/// Names the elided lifetimes of an argument type (`&T`, `'_`), leaving alone the ones that
-/// belong to a `fn(&T)` pointer or `Fn(&T)` bound, which elide within themselves.
+/// Gives every elided lifetime of a type (`&T`, `'_`) the one `name` returns, leaving alone the
+/// ones that belong to a `fn(&T)` pointer or `Fn(&T)` bound, which elide within themselves.
+/// Arguments get fresh names ([`NameElided`]); the return type gets what elision would give it.
+struct Elide<F: FnMut() -> syn::Lifetime>(F);
+
+impl<F: FnMut() -> syn::Lifetime> VisitMut for Elide<F> {
+    fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
+        if r.lifetime.is_none() {
+            r.lifetime = Some((self.0)());
+        }
+        syn::visit_mut::visit_type_reference_mut(self, r);
+    }
+    fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
+        if l.ident == "_" {
+            *l = (self.0)();
+        }
+    }
+    fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
+    fn visit_parenthesized_generic_arguments_mut(&mut self, _: &mut syn::ParenthesizedGenericArguments) {}
+    fn visit_type_macro_mut(&mut self, _: &mut syn::TypeMacro) {}
+}
+
+/// Fresh names for the elided lifetimes of the arguments (`'__apm_life0`, ..), kept in order.
 #[derive(Default)]
 struct NameElided {
     named: Vec<syn::Lifetime>,
@@ -453,43 +474,6 @@ impl NameElided {
         self.named.push(l.clone());
         l
     }
-}
-
-impl VisitMut for NameElided {
-    fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
-        if r.lifetime.is_none() {
-            r.lifetime = Some(self.fresh());
-        }
-        syn::visit_mut::visit_type_reference_mut(self, r);
-    }
-    fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
-        if l.ident == "_" {
-            *l = self.fresh();
-        }
-    }
-    fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
-    fn visit_parenthesized_generic_arguments_mut(&mut self, _: &mut syn::ParenthesizedGenericArguments) {}
-    fn visit_type_macro_mut(&mut self, _: &mut syn::TypeMacro) {}
-}
-
-/// Gives the elided lifetimes of the return type (`&T`, `'_`) the name elision would give them.
-struct ElideTo(syn::Lifetime);
-
-impl VisitMut for ElideTo {
-    fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
-        if r.lifetime.is_none() {
-            r.lifetime = Some(self.0.clone());
-        }
-        syn::visit_mut::visit_type_reference_mut(self, r);
-    }
-    fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
-        if l.ident == "_" {
-            *l = self.0.clone();
-        }
-    }
-    fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
-    fn visit_parenthesized_generic_arguments_mut(&mut self, _: &mut syn::ParenthesizedGenericArguments) {}
-    fn visit_type_macro_mut(&mut self, _: &mut syn::TypeMacro) {}
 }
 
 /// The lifetimes an argument type names, except those bound by a `for<..>` or local to a

@@ -51,7 +51,10 @@ mod transaction;
 pub mod waterfall;
 
 pub use agent::{init, shutdown, Agent, AgentBuilder, DefaultGuard, Dropped, Stats};
-pub use config::{Config, ConfigBuilder, ConfigError};
+pub use config::{
+    CaptureBody, CloudProvider, Config, ConfigBuilder, ConfigError, ConfigOption, ConfigSource, ConfigWarning,
+    TraceContinuationStrategy, Wildcard,
+};
 pub use context::{Context, ContextGuard, WithContext};
 pub use error::capture_error;
 pub use event::{ErrorEvent, Event, LabelValue, Outcome, SpanEvent, TransactionEvent};

@@ -7,17 +7,48 @@ use crate::config::Config;
 /// Service, agent, process and system facts, gathered once when the agent starts.
 ///
 /// ```
-/// let config = apm_runtime::Config::builder().service_name("svc").build().unwrap();
+/// let config = apm_runtime::Config::builder()
+///     .service_name("svc")
+///     .service_node_name("pod-1")
+///     .global_labels([("team.name", "core")])
+///     .build()
+///     .unwrap();
 /// let metadata = apm_runtime::Metadata::collect(&config);
 /// let json = serde_json::to_value(&metadata).unwrap();
 /// assert_eq!(json["service"]["name"], "svc");
 /// assert_eq!(json["service"]["language"]["name"], "Rust");
+/// assert_eq!(json["service"]["node"]["configured_name"], "pod-1");
+/// assert_eq!(json["labels"]["team_name"], "core");
 /// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct Metadata {
     service: Service,
     process: Process,
     system: System,
+    /// `ELASTIC_APM_GLOBAL_LABELS`: the server applies them to every event of the request.
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    labels: Labels,
+}
+
+/// Labels in the order configured, with Elastic's key sanitizing (`.`, `*`, `"` become `_`).
+#[derive(Clone, Debug)]
+struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(&key.replace(['.', '*', '"'], "_"), value)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -27,9 +58,16 @@ struct Service {
     version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     environment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<Node>,
     agent: NameVersion,
     language: NameVersion,
     runtime: NameVersion,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Node {
+    configured_name: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -75,6 +113,7 @@ impl Metadata {
                 name: config.service_name.clone(),
                 version: config.service_version.clone(),
                 environment: config.environment.clone(),
+                node: config.service_node_name.clone().map(|configured_name| Node { configured_name }),
                 agent: NameVersion { name: AGENT_NAME, version: AGENT_VERSION },
                 language: NameVersion { name: "Rust", version: env!("APM_RUSTC_VERSION") },
                 runtime: NameVersion { name: "Rust", version: env!("APM_RUSTC_VERSION") },
@@ -86,6 +125,7 @@ impl Metadata {
                 architecture: std::env::consts::ARCH,
                 platform: std::env::consts::OS,
             },
+            labels: Labels(config.global_labels.clone()),
         }
     }
 

@@ -92,6 +92,30 @@ macro_rules! target {
     }};
 }
 
+/// Writes `span`'s trace-context headers into a `$reqwest` request.
+macro_rules! inject_into {
+    ($reqwest:ident, $span:ident, $request:ident) => {
+        inject(&$span, |name, value| {
+            if let Ok(v) = $reqwest::header::HeaderValue::from_str(value) {
+                $request.headers_mut().insert(name, v);
+            }
+        })
+    };
+}
+
+/// Records a request's outcome (status and response headers, or the failure) on `span`.
+macro_rules! record_result {
+    ($span:ident, $method:ident, $target:ident, $result:ident) => {
+        record(
+            &mut $span,
+            $method.as_str(),
+            &$target,
+            $result.as_ref().ok().map(|r| r.status().as_u16()),
+            $result.iter().flat_map(|r| r.headers()).map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("[binary]"))),
+        )
+    };
+}
+
 /// The same code for each supported reqwest version, whose types are distinct.
 macro_rules! send_traced_for {
     ($reqwest:ident) => {
@@ -103,23 +127,10 @@ macro_rules! send_traced_for {
                 let mut request = request?;
                 let target = target!(request.url());
                 let mut span = start_exit_span(&Context::current(), request.method().as_str(), &target);
-                inject(&span, |name, value| {
-                    if let Ok(v) = $reqwest::header::HeaderValue::from_str(value) {
-                        request.headers_mut().insert(name, v);
-                    }
-                });
+                inject_into!($reqwest, span, request);
                 let method = request.method().clone();
                 let result = client.execute(request);
-                record(
-                    &mut span,
-                    method.as_str(),
-                    &target,
-                    result.as_ref().ok().map(|r| r.status().as_u16()),
-                    result
-                        .iter()
-                        .flat_map(|r| r.headers())
-                        .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("[binary]"))),
-                );
+                record_result!(span, method, target, result);
                 result
             }
         }
@@ -135,23 +146,10 @@ macro_rules! send_traced_for {
                     let mut request = request?;
                     let target = target!(request.url());
                     let mut span = start_exit_span(&ctx, request.method().as_str(), &target);
-                    inject(&span, |name, value| {
-                        if let Ok(v) = $reqwest::header::HeaderValue::from_str(value) {
-                            request.headers_mut().insert(name, v);
-                        }
-                    });
+                    inject_into!($reqwest, span, request);
                     let method = request.method().clone();
                     let result = client.execute(request).await;
-                    record(
-                        &mut span,
-                        method.as_str(),
-                        &target,
-                        result.as_ref().ok().map(|r| r.status().as_u16()),
-                        result
-                            .iter()
-                            .flat_map(|r| r.headers())
-                            .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("[binary]"))),
-                    );
+                    record_result!(span, method, target, result);
                     result
                 })
             }
