@@ -4,12 +4,45 @@
 
 mod support;
 
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use apm_runtime::{Agent, Config, Span};
 use support::intake::{Action, IntakeServer};
 
-const SHUTDOWN: Duration = Duration::from_secs(3);
+/// The agent's own lines, through the `log` facade: the shutdown says there what it could not
+/// deliver and why, from the agent's final `Stats`.
+struct Lines(Mutex<Vec<String>>);
+
+impl log::Log for Lines {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.target() == "apm"
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            self.0.lock().unwrap().push(record.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn lines() -> &'static Lines {
+    static LINES: OnceLock<&'static Lines> = OnceLock::new();
+    LINES.get_or_init(|| {
+        let lines: &'static Lines = Box::leak(Box::new(Lines(Mutex::new(Vec::new()))));
+        log::set_logger(lines).unwrap();
+        log::set_max_level(log::LevelFilter::Warn);
+        lines
+    })
+}
+
+/// The shutdown's account of the undelivered events, one line per agent that lost any.
+fn undelivered() -> Vec<String> {
+    lines().0.lock().unwrap().iter().filter(|l| l.contains("could not be delivered")).cloned().collect()
+}
+
+/// The default shutdown timeout.
+const SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// An agent whose requests stay open for the whole job, so everything goes out at shutdown.
 fn agent_for(url: &str) -> Agent {
@@ -83,6 +116,7 @@ fn shutdown_is_bounded_when_the_server_never_recovers_hangs_or_is_down() {
     hanging.script(&[], Action::Hang);
     let down = format!("http://127.0.0.1:{}", IntakeServer::reserve_port());
     let cases = [("503 forever", unavailable.url()), ("hanging", hanging.url()), ("down", down)];
+    lines();
     let handles: Vec<_> = cases
         .into_iter()
         .map(|(case, url)| {
@@ -96,6 +130,14 @@ fn shutdown_is_bounded_when_the_server_never_recovers_hangs_or_is_down() {
     for handle in handles {
         let (case, took) = handle.join().unwrap();
         assert!(took < SHUTDOWN + Duration::from_secs(1), "{case}: {took:?}");
+    }
+    // Every event is accounted for, with its reason, by the time the agent is gone: the
+    // reporter answered within the timeout, with nothing left in flight.
+    let accounts = undelivered();
+    assert_eq!(accounts.len(), 3, "{accounts:#?}");
+    for account in &accounts {
+        assert!(account.starts_with("5 of 5 events could not be delivered: 5 failed to send"), "{account}");
+        assert!(!account.contains("in flight"), "{account}");
     }
     // It kept trying until close to the deadline, not only once.
     let attempts = unavailable.requests().len();
