@@ -96,7 +96,8 @@ getters! {
     /// ```
     server_timeout: Duration;
     /// `ELASTIC_APM_SERVER_CA_CERT_FILE`: a PEM file of the CA that signed the server's
-    /// certificate; must exist. Parsed; used once the intake transport loads a CA file.
+    /// certificate; must exist. When set, the server's certificate is checked against the
+    /// certificates in this file alone (a private CA), not the system's trusted roots.
     ///
     /// ```
     /// let c = apm_runtime::Config::builder().server_ca_cert_file("Cargo.toml").build().unwrap();

@@ -125,7 +125,7 @@ options! {
     server_timeout: Duration = Duration::from_secs(30), "SERVER_TIMEOUT", parse::duration, positive, show_duration,
         dynamic: false, secret: false, pending: None;
     server_ca_cert_file: Option<PathBuf> = None, "SERVER_CA_CERT_FILE", parse::path, existing_file, show_path,
-        dynamic: false, secret: false, pending: Some("the intake transport loads a CA file");
+        dynamic: false, secret: false, pending: None;
     verify_server_cert: bool = true, "VERIFY_SERVER_CERT", parse::boolean, any, show,
         dynamic: false, secret: false, pending: None;
     api_request_size: u64 = 768 * 1024, "API_REQUEST_SIZE", parse::size, nonzero, parse::show_size,

@@ -48,6 +48,8 @@ pub struct IntakeSink {
     secret: Option<String>,
     user_agent: String,
     verify_cert: bool,
+    /// What the server's certificate is checked against (read once, when the sink is made).
+    roots: ureq::tls::RootCerts,
     request_size: u64,
     request_time: Duration,
     server_timeout: Duration,
@@ -133,6 +135,7 @@ impl IntakeSink {
             secret,
             user_agent: format!("apm-agent-{AGENT_NAME}/{AGENT_VERSION} ({}{version})", config.service_name),
             verify_cert: config.verify_server_cert,
+            roots: super::tls::roots(config.server_ca_cert_file()),
             request_size: config.api_request_size,
             request_time: config.api_request_time,
             server_timeout: config.server_timeout,
@@ -242,8 +245,8 @@ impl IntakeSink {
     }
 
     fn post(&mut self, body: &[u8], timeout: Duration) -> Outcome {
-        let (agent, verify) = (&self.user_agent, self.verify_cert);
-        let client = self.client.get_or_insert_with(|| super::tls::intake_client(agent, verify));
+        let (agent, roots, verify) = (&self.user_agent, &self.roots, self.verify_cert);
+        let client = self.client.get_or_insert_with(|| super::tls::intake_client(agent, roots.clone(), verify));
         let mut request = client
             .post(&self.endpoint)
             .header("Content-Type", "application/x-ndjson")

@@ -18,6 +18,8 @@ struct Received {
 
 struct TlsIntake {
     url: String,
+    /// The server's self-signed certificate, PEM-encoded: its own CA.
+    cert_pem: String,
     state: Arc<(Mutex<Received>, Condvar)>,
 }
 
@@ -43,7 +45,7 @@ impl TlsIntake {
                 std::thread::spawn(move || serve(tcp, config, &shared));
             }
         });
-        TlsIntake { url, state }
+        TlsIntake { url, cert_pem: cert.cert.pem(), state }
     }
 
     /// Waits until `pred` holds for what was received, or `timeout` passes.
@@ -108,16 +110,16 @@ fn serve(tcp: TcpStream, config: Arc<rustls::ServerConfig>, state: &(Mutex<Recei
 }
 
 fn agent_for(url: &str, verify: bool) -> Agent {
-    let config = Config::builder()
+    Agent::builder().config(config_for(url).verify_server_cert(verify).build().unwrap()).build().unwrap()
+}
+
+fn config_for(url: &str) -> apm_runtime::ConfigBuilder {
+    Config::builder()
         .service_name("host-app")
         .server_url(url)
         .secret_token("tls-only-token")
-        .verify_server_cert(verify)
         // A certificate it does not trust is retried like any failed connection until then.
         .shutdown_timeout(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    Agent::builder().config(config).build().unwrap()
 }
 
 fn produce(agent: &Agent) {
@@ -152,4 +154,31 @@ fn a_self_signed_intake_is_not_trusted_when_certificates_are_checked() {
     assert!(intake.wait_for(Duration::from_secs(5), |r| r.handshakes_failed > 0));
     assert!(intake.state.0.lock().unwrap().requests.is_empty());
     assert_eq!(agent.stats().sent, 0);
+}
+
+#[test]
+fn a_private_ca_named_by_server_ca_cert_file_is_trusted_and_certificates_are_checked() {
+    let intake = TlsIntake::start();
+    let dir = std::env::temp_dir().join(format!("apm-host-app-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("intake-ca.pem");
+    std::fs::write(&ca, &intake.cert_pem).unwrap();
+    let config = config_for(&intake.url).server_ca_cert_file(&ca).build().unwrap();
+    assert!(config.verify_server_cert(), "certificates are still checked");
+    let agent = Agent::builder().config(config).build().unwrap();
+    produce(&agent);
+    assert!(agent.flush(Duration::from_secs(10)), "{:?}", agent.stats());
+    assert!(intake.wait_for(Duration::from_secs(5), |r| !r.requests.is_empty()));
+    assert_eq!(intake.state.0.lock().unwrap().handshakes_failed, 0);
+    assert_eq!(agent.stats().sent, 2);
+
+    // Another server's certificate is not in that file: it is refused.
+    let other = TlsIntake::start();
+    let config = config_for(&other.url).server_ca_cert_file(&ca).build().unwrap();
+    let agent = Agent::builder().config(config).build().unwrap();
+    produce(&agent);
+    agent.flush(Duration::from_millis(1500));
+    assert!(other.wait_for(Duration::from_secs(5), |r| r.handshakes_failed > 0));
+    assert!(other.state.0.lock().unwrap().requests.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
