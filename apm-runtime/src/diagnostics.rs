@@ -80,27 +80,3 @@ impl Once {
         !self.0.load(Ordering::Relaxed) && !self.0.swap(true, Ordering::Relaxed)
     }
 }
-
-/// Said once when instrumented code runs and no agent is installed.
-pub(crate) static NO_AGENT: Once = Once::new();
-
-/// Says, once per process, that `what` ran with no agent to report to, and how to fix it.
-#[cold]
-pub(crate) fn no_agent(what: &str) {
-    if NO_AGENT.first() {
-        warning!(
-            "{what} ran, but no APM agent is installed, so nothing is recorded: call \
-             `apm_runtime::init()` at the start of main (or build an agent with `Agent::builder()` \
-             and call `install_global()`)"
-        );
-    }
-}
-
-/// Says, once per process, that `what` ran with no agent installed (as the default on this
-/// thread or for the process), if none is: for instrumented code that starts no transaction.
-#[cold]
-pub(crate) fn check_agent(what: &str) {
-    if crate::agent::default_agent().is_none() {
-        no_agent(what);
-    }
-}

@@ -32,36 +32,30 @@
 #[path = "private.rs"]
 pub mod __private;
 mod agent;
-mod clock;
 mod config;
-mod context;
+mod deliver;
 pub mod diagnostics;
-mod error;
-mod event;
-mod ids;
+mod handoff;
 pub mod integrations;
-mod metadata;
+mod model;
 pub mod propagation;
-mod queue;
-pub mod report;
-mod sanitize;
-mod span;
-mod span_line;
-mod transaction;
+mod record;
 pub mod waterfall;
 
-pub use agent::{init, shutdown, Agent, AgentBuilder, DefaultGuard, Dropped, Stats};
+pub use agent::{init, shutdown, Agent, AgentBuilder, DefaultGuard};
 pub use config::{
     CaptureBody, CloudProvider, Config, ConfigBuilder, ConfigError, ConfigOption, ConfigSource, ConfigWarning,
     TraceContinuationStrategy, Wildcard,
 };
-pub use context::{Context, ContextGuard, WithContext};
-pub use error::capture_error;
-pub use event::{ErrorEvent, Event, LabelValue, Outcome, SpanEvent, TransactionEvent};
-pub use ids::{SpanId, TraceId};
-pub use metadata::Metadata;
-pub use span::{Span, SpanBuilder};
-pub use transaction::{Transaction, TransactionBuilder};
+pub use deliver::report;
+pub use handoff::{Dropped, Stats};
+pub use model::event::{ErrorEvent, Event, LabelValue, Outcome, SpanEvent, TransactionEvent};
+pub use model::ids::{SpanId, TraceId};
+pub use model::metadata::Metadata;
+pub use record::context::{Context, ContextGuard, WithContext};
+pub use record::error::capture_error;
+pub use record::span::{Span, SpanBuilder};
+pub use record::transaction::{Transaction, TransactionBuilder};
 
 /// The attribute macros: [`transaction`](macro@transaction), [`span`](macro@span) and
 /// [`propagate`](macro@propagate). See the `apm-macros` crate docs for the full syntax, the

@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use crate::model::event::Event;
+
 /// What a row of the waterfall represents.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RowKind {
@@ -115,6 +117,71 @@ const RED: &str = "\x1b[38;5;203m";
 const ANSI_PALETTE: [u8; 8] = [75, 78, 215, 141, 221, 80, 175, 180];
 const HTML_PALETTE: [&str; 8] =
     ["#6092c0", "#54b399", "#da8b45", "#9170b8", "#d6bf57", "#4fb3bf", "#ca8eae", "#b9a888"];
+
+impl Row {
+    /// The waterfall row of one event; `service` names the reporting service.
+    ///
+    /// ```
+    /// # use apm_runtime::{Agent, report::MemorySink, waterfall::Row};
+    /// # let sink = MemorySink::new();
+    /// # let agent = Agent::builder().sink(sink.clone()).build().unwrap();
+    /// # agent.transaction("t").start().end();
+    /// # agent.flush(std::time::Duration::from_secs(5));
+    /// let row = Row::from_event(&sink.events()[0], "checkout");
+    /// assert_eq!(row.name, "t");
+    /// ```
+    pub fn from_event(event: &Event, service: &str) -> Row {
+        use crate::model::event::Outcome;
+        use crate::model::thread::thread_name;
+        match event {
+            Event::Transaction(t) => Row {
+                kind: RowKind::Transaction,
+                trace_id: t.trace_id.to_string(),
+                id: t.id.to_string(),
+                parent_id: t.parent_id.map(|p| p.to_string()),
+                name: t.name.to_string(),
+                span_type: t.kind.to_string(),
+                subtype: None,
+                start_us: t.timestamp,
+                duration_ms: t.duration,
+                thread: thread_name(t.thread),
+                failed: t.outcome == Outcome::Failure,
+                service: service.to_string(),
+                sync: None,
+            },
+            Event::Span(s) => Row {
+                kind: RowKind::Span,
+                trace_id: s.trace_id.to_string(),
+                id: s.id.to_string(),
+                parent_id: Some(s.parent_id.to_string()),
+                name: s.name.to_string(),
+                span_type: s.kind.to_string(),
+                subtype: s.subtype.as_ref().map(|x| x.to_string()),
+                start_us: s.start.epoch_us(),
+                duration_ms: s.start.ms_until(s.end),
+                thread: thread_name(s.thread),
+                failed: s.outcome == Outcome::Failure,
+                service: service.to_string(),
+                sync: Some(s.sync),
+            },
+            Event::Error(e) => Row {
+                kind: RowKind::Error,
+                trace_id: e.trace_id.to_string(),
+                id: e.id.to_string(),
+                parent_id: Some(e.parent_id.to_string()),
+                name: format!("{}: {}", e.exception_type, e.message),
+                span_type: "error".to_string(),
+                subtype: None,
+                start_us: e.timestamp,
+                duration_ms: 0.0,
+                thread: thread_name(e.thread),
+                failed: true,
+                service: service.to_string(),
+                sync: None,
+            },
+        }
+    }
+}
 
 impl Waterfall {
     /// Builds the tree: rows grouped by `trace_id` (several traces render one

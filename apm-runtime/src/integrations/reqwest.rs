@@ -11,10 +11,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::context::Context;
-use crate::event::Outcome;
+use crate::model::event::Outcome;
 use crate::propagation::ELASTIC_TRACEPARENT_HEADER;
-use crate::span::Span;
+use crate::record::context::Context;
+use crate::record::span::Span;
 
 /// `send_traced()`: `send()` plus an exit span and trace-context headers. Implemented for
 /// blocking and async request builders of reqwest 0.13 (feature `reqwest`) and 0.12 (feature
@@ -172,7 +172,7 @@ struct Target {
 
 fn start_exit_span(parent: &Context, method: &str, target: &Target) -> Span {
     if parent.is_empty() {
-        crate::diagnostics::check_agent("an outgoing request (send_traced)");
+        crate::record::recorder::check_agent("an outgoing request (send_traced)");
     }
     Span::builder(format!("{method} {}", target.host))
         .with_type("external")

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{DropReason, Sink, SinkContext};
-use crate::event::Event;
+use crate::model::event::Event;
 
 /// Writes a metadata line, then one line per event, to a file.
 ///

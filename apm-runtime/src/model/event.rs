@@ -9,9 +9,9 @@ use std::borrow::Cow;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use crate::clock::Stamp;
-use crate::ids::{SpanId, TraceId};
-use crate::metadata::Metadata;
+use crate::model::clock::Stamp;
+use crate::model::ids::{SpanId, TraceId};
+use crate::model::metadata::Metadata;
 
 /// How a transaction or span ended, as Elastic's `outcome` field.
 ///
@@ -187,7 +187,7 @@ impl Event {
         let _ = match self {
             Event::Transaction(t) => serde_json::to_writer(&mut *out, &Line("transaction", &**t)),
             Event::Span(s) if s.more.is_none() => {
-                crate::span_line::write(s, out);
+                crate::model::span_line::write(s, out);
                 Ok(())
             }
             Event::Span(s) => serde_json::to_writer(&mut *out, &Line("span", &**s)),
@@ -211,71 +211,6 @@ impl Event {
             Event::Transaction(_) => "transaction",
             Event::Span(_) => "span",
             Event::Error(_) => "error",
-        }
-    }
-}
-
-impl crate::waterfall::Row {
-    /// The waterfall row of one event; `service` names the reporting service.
-    ///
-    /// ```
-    /// # use apm_runtime::{Agent, report::MemorySink, waterfall::Row};
-    /// # let sink = MemorySink::new();
-    /// # let agent = Agent::builder().sink(sink.clone()).build().unwrap();
-    /// # agent.transaction("t").start().end();
-    /// # agent.flush(std::time::Duration::from_secs(5));
-    /// let row = Row::from_event(&sink.events()[0], "checkout");
-    /// assert_eq!(row.name, "t");
-    /// ```
-    pub fn from_event(event: &Event, service: &str) -> crate::waterfall::Row {
-        use crate::context::thread_name;
-        use crate::waterfall::{Row, RowKind};
-        match event {
-            Event::Transaction(t) => Row {
-                kind: RowKind::Transaction,
-                trace_id: t.trace_id.to_string(),
-                id: t.id.to_string(),
-                parent_id: t.parent_id.map(|p| p.to_string()),
-                name: t.name.to_string(),
-                span_type: t.kind.to_string(),
-                subtype: None,
-                start_us: t.timestamp,
-                duration_ms: t.duration,
-                thread: thread_name(t.thread),
-                failed: t.outcome == Outcome::Failure,
-                service: service.to_string(),
-                sync: None,
-            },
-            Event::Span(s) => Row {
-                kind: RowKind::Span,
-                trace_id: s.trace_id.to_string(),
-                id: s.id.to_string(),
-                parent_id: Some(s.parent_id.to_string()),
-                name: s.name.to_string(),
-                span_type: s.kind.to_string(),
-                subtype: s.subtype.as_ref().map(|x| x.to_string()),
-                start_us: s.start.epoch_us(),
-                duration_ms: s.start.ms_until(s.end),
-                thread: thread_name(s.thread),
-                failed: s.outcome == Outcome::Failure,
-                service: service.to_string(),
-                sync: Some(s.sync),
-            },
-            Event::Error(e) => Row {
-                kind: RowKind::Error,
-                trace_id: e.trace_id.to_string(),
-                id: e.id.to_string(),
-                parent_id: Some(e.parent_id.to_string()),
-                name: format!("{}: {}", e.exception_type, e.message),
-                span_type: "error".to_string(),
-                subtype: None,
-                start_us: e.timestamp,
-                duration_ms: 0.0,
-                thread: thread_name(e.thread),
-                failed: true,
-                service: service.to_string(),
-                sync: None,
-            },
         }
     }
 }

@@ -4,12 +4,12 @@ use std::borrow::Cow;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use crate::clock::Stamp;
-use crate::context::{hot, with_hot, Active, Context, ContextGuard, Hot, EMPTY, UNSAMPLED};
-use crate::error;
-use crate::event::{ExitContext, LabelValue, Outcome, SpanEvent};
-use crate::ids::SpanId;
-use crate::transaction::TxShared;
+use crate::model::clock::Stamp;
+use crate::model::event::{ExitContext, LabelValue, Outcome, SpanEvent};
+use crate::model::ids::SpanId;
+use crate::record::context::{hot, with_hot, Active, Context, ContextGuard, Hot, EMPTY, UNSAMPLED};
+use crate::record::error;
+use crate::record::transaction::TxShared;
 
 /// A span: a timed operation inside a transaction. It ends when dropped or
 /// [`ended`](Span::end), from any thread.
@@ -176,7 +176,7 @@ impl<'a> SpanBuilder<'a> {
 
     #[inline(always)]
     fn record(self, h: &Hot, tx: Arc<TxShared>, parent_id: SpanId, sync: bool, thread: u64) -> Span {
-        let slot = Box::into_raw(crate::queue::empty_box(h, &tx.agent)).cast::<SpanEvent>();
+        let slot = Box::into_raw(crate::record::producer::empty_box(h, &tx.agent)).cast::<SpanEvent>();
         let id = SpanId::random();
         let start = Stamp::now();
         // Field by field, straight into the box: building the event on the stack first and
@@ -221,7 +221,7 @@ fn note_orphan<'a>(builder: impl FnOnce() -> SpanBuilder<'a>) {
 #[cold]
 #[inline(never)]
 fn publish_orphans_of<'a>(h: &Hot, builder: impl FnOnce() -> SpanBuilder<'a>) {
-    crate::context::publish_orphans(h, &builder().name);
+    crate::record::context::publish_orphans(h, &builder().name);
 }
 
 impl Span {
@@ -489,7 +489,8 @@ impl Span {
             exit.response_headers = headers
                 .into_iter()
                 .map(|(k, v)| {
-                    let v = if crate::sanitize::is_sensitive(k) { crate::sanitize::REDACTED } else { v };
+                    let v =
+                        if crate::record::sanitize::is_sensitive(k) { crate::record::sanitize::REDACTED } else { v };
                     (k.to_string(), v.to_string())
                 })
                 .collect();
@@ -570,7 +571,7 @@ impl Span {
         }
         // SAFETY: the calling thread's state, used for this call only.
         let h = unsafe { &*hot() };
-        crate::queue::push_span(h, &tx.agent, event);
+        crate::record::producer::push_span(h, &tx.agent, event);
         // The span's count goes to the thread's bank, for its next span.
         h.give_ref(tx);
     }

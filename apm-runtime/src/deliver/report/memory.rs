@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::{Sink, SinkContext};
-use crate::event::Event;
+use crate::model::event::Event;
 use crate::waterfall::{Row, Waterfall};
 
 /// Keeps every event (and the metadata) in memory. Clones share the same storage, so keep one

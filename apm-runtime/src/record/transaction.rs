@@ -4,17 +4,17 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use crate::agent::{Agent, AgentInner};
-use crate::clock::Stamp;
-use crate::context::{thread_tag, Active, Context, ContextGuard};
-use crate::error;
-use crate::event::{Event, LabelValue, Labels, Outcome, TransactionEvent};
-use crate::ids::{SpanId, TraceId};
+use crate::model::clock::Stamp;
+use crate::model::event::{Event, LabelValue, Labels, Outcome, TransactionEvent};
+use crate::model::ids::{SpanId, TraceId};
 use crate::propagation::{extract, HeaderSource, TraceParent, TraceState};
+use crate::record::context::{thread_tag, Active, Context, ContextGuard};
+use crate::record::error;
+use crate::record::recorder::Recorder;
 
 /// What every span of one transaction shares, behind the `Arc` that a [`Context`] clones.
 pub(crate) struct TxShared {
-    pub(crate) agent: Arc<AgentInner>,
+    pub(crate) agent: Arc<Recorder>,
     pub(crate) trace_id: TraceId,
     pub(crate) id: SpanId,
     pub(crate) sampled: bool,
@@ -31,7 +31,7 @@ pub(crate) struct TxShared {
     /// in front.
     pub(crate) tracestate: TraceState,
     /// Span slots handed out, never more than `max_spans`. Threads reserve them in chunks
-    /// ([`crate::context::Hot`] keeps the rest of a chunk) and give back what they did not use
+    /// ([`crate::record::context::Hot`] keeps the rest of a chunk) and give back what they did not use
     /// when they leave the transaction's context, so spans in a loop touch no shared counter.
     pub(crate) spans_reserved: AtomicU32,
     /// Spans not recorded because the transaction was past `max_spans`.
@@ -130,14 +130,14 @@ struct TxRecord {
 /// ```
 #[must_use = "call .start() to start the transaction"]
 pub struct TransactionBuilder<'a> {
-    agent: Option<&'a Agent>,
+    agent: Option<&'a Arc<Recorder>>,
     name: Cow<'static, str>,
     kind: Cow<'static, str>,
     remote: Option<RemoteParent>,
 }
 
 impl<'a> TransactionBuilder<'a> {
-    pub(crate) fn new(agent: Option<&'a Agent>, name: Cow<'static, str>) -> Self {
+    pub(crate) fn new(agent: Option<&'a Arc<Recorder>>, name: Cow<'static, str>) -> Self {
         TransactionBuilder { agent, name, kind: Cow::Borrowed("custom"), remote: None }
     }
 
@@ -187,11 +187,11 @@ impl<'a> TransactionBuilder<'a> {
     /// ```
     pub fn start(self) -> Transaction {
         let agent = match self.agent {
-            Some(agent) => Some(agent.inner.clone()),
-            None => crate::agent::default_agent(),
+            Some(agent) => Some(agent.clone()),
+            None => crate::record::recorder::default_recorder(),
         };
         let Some(agent) = agent else {
-            crate::diagnostics::no_agent(&format!("transaction {:?}", self.name));
+            crate::record::recorder::no_agent(&format!("transaction {:?}", self.name));
             return Transaction { rec: None };
         };
         if !agent.enabled {
@@ -256,7 +256,7 @@ fn sample(rate: f64) -> bool {
     if rate <= 0.0 {
         return false;
     }
-    (crate::ids::next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= rate
+    (crate::model::ids::next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= rate
 }
 
 impl Transaction {
@@ -438,10 +438,10 @@ impl Transaction {
         }
         let duration = r.start.ms_until(Stamp::now());
         // This thread's unused span slots come back before the spans are counted.
-        crate::context::with_hot(|h| h.return_span_slots(&r.shared));
+        crate::record::context::with_hot(|h| h.return_span_slots(&r.shared));
         let (spans_started, spans_dropped) = r.shared.span_counts();
         let shared = &r.shared;
-        shared.agent.submit(Event::Transaction(Box::new(TransactionEvent {
+        shared.agent.inlet.submit(Event::Transaction(Box::new(TransactionEvent {
             trace_id: shared.trace_id,
             id: shared.id,
             parent_id: r.parent_id,

@@ -9,10 +9,10 @@ mod tls;
 
 use std::time::Instant;
 
-use crate::agent::Counters;
-pub use crate::agent::DropReason;
-use crate::event::Event;
-use crate::metadata::Metadata;
+use crate::handoff::Counters;
+pub use crate::handoff::DropReason;
+use crate::model::event::Event;
+use crate::model::metadata::Metadata;
 pub use file::NdjsonFileSink;
 pub use memory::MemorySink;
 
@@ -178,7 +178,7 @@ impl SinkContext<'_> {
     /// # }
     /// ```
     pub fn write_metadata_line(&self, out: &mut Vec<u8>) {
-        crate::event::write_metadata_line(self.metadata, out);
+        crate::model::event::write_metadata_line(self.metadata, out);
     }
 
     /// Counts `n` events as delivered.

@@ -9,8 +9,8 @@
 //! [`max_len`]), through a cursor that does not check capacity piece by piece: that check and the
 //! `Vec` growth path were a third of the writer's instructions.
 
-use crate::event::{truncate, Outcome, SpanEvent};
-use crate::ids::{hex_digits, HEX_PAIRS};
+use crate::model::event::{truncate, Outcome, SpanEvent};
+use crate::model::ids::{hex_digits, HEX_PAIRS};
 
 /// The longest line `write` can produce for `s`: the fixed text, the widest numbers, and every
 /// string escaped at six bytes per byte (`\u00XX`), which no escape exceeds.
@@ -201,7 +201,7 @@ fn put_json_str(s: &str, c: &mut Cursor<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::SpanId;
+    use crate::model::ids::SpanId;
 
     #[test]
     fn ids_are_lowercase_hex_like_their_display() {
@@ -210,7 +210,7 @@ mod tests {
         for bytes in edge {
             assert_eq!(std::str::from_utf8(&hex8(bytes)).unwrap(), SpanId(bytes).to_string());
         }
-        let t = crate::ids::TraceId::random();
+        let t = crate::model::ids::TraceId::random();
         let mut out = [0u8; 32];
         hex_digits(&t.0, &mut out);
         assert_eq!(std::str::from_utf8(&out).unwrap(), t.to_string());
@@ -230,7 +230,7 @@ mod tests {
     fn the_longest_lines_fit_their_reservation() {
         // Names of 1024 control characters (escaped at six bytes each), the widest numbers.
         let worst = "\u{1}".repeat(1024);
-        let mut s = crate::event::test_span(&worst);
+        let mut s = crate::model::event::test_span(&worst);
         s.kind = worst.clone().into();
         s.subtype = Some(worst.clone().into());
         s.action = Some(worst.clone().into());

@@ -162,7 +162,7 @@ mod tests {
 
     fn process_of(config: Config) -> serde_json::Value {
         let mut line = Vec::new();
-        crate::event::write_metadata_line(&Metadata::collect(&config), &mut line);
+        crate::model::event::write_metadata_line(&Metadata::collect(&config), &mut line);
         serde_json::from_slice::<serde_json::Value>(&line).unwrap()["metadata"]["process"].clone()
     }
 

@@ -29,11 +29,11 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use crate::ids::SpanId;
-use crate::transaction::TxShared;
+use super::transaction::TxShared;
+use crate::model::ids::SpanId;
 
 /// A captured trace position: the transaction and the span (if any) that new spans become
 /// children of. Empty when captured outside any transaction.
@@ -107,8 +107,8 @@ pub(crate) struct Hot {
     bank_n: Cell<u32>,
     /// This thread's tag, 0 until first asked for.
     tag: Cell<u64>,
-    /// The finished-span queue's per-thread state (see [`crate::queue::HotQueue`]).
-    pub(crate) queue: crate::queue::HotQueue,
+    /// The finished-span queue's per-thread state (see [`super::producer::HotQueue`]).
+    pub(crate) queue: super::producer::HotQueue,
     /// Span slots this thread has reserved from `slots_tx` and not used yet. Only ever non-zero
     /// for the current frame's transaction (every frame change gives them back first), which is
     /// what keeps `slots_tx` alive while they are held.
@@ -137,7 +137,7 @@ thread_local! {
             bank_tx: Cell::new(std::ptr::null()),
             bank_n: Cell::new(0),
             tag: Cell::new(0),
-            queue: crate::queue::HotQueue::new(),
+            queue: super::producer::HotQueue::new(),
             slots_tx: Cell::new(std::ptr::null()),
             slots_left: Cell::new(0),
             slots_chunk: Cell::new(1),
@@ -314,7 +314,7 @@ impl Hot {
         self.bank_tx.set(p);
         // This thread-local has no destructor: the queue's, which runs at thread exit, empties
         // the bank, so an exiting thread keeps no transaction alive.
-        crate::queue::register_exit_hook();
+        super::producer::register_exit_hook();
     }
 
     /// Empties the bank for good (the thread is exiting and nothing would empty it again): every
@@ -414,13 +414,11 @@ impl Hot {
 
     #[cold]
     fn register(&self) -> u64 {
-        let tag = register_thread();
+        let tag = crate::model::thread::register_thread();
         self.tag.set(tag);
         tag
     }
 }
-
-static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 
 /// Spans started with no transaction current, process-wide, as threads published them.
 static ORPHANS: AtomicU64 = AtomicU64::new(0);
@@ -446,44 +444,23 @@ pub(crate) fn publish_orphans(h: &Hot, name: &str) {
     h.orphans_left.set(1024);
     if first {
         // The rest of this thread's count is published when it exits.
-        crate::queue::register_exit_hook();
+        super::producer::register_exit_hook();
     }
-    if ORPHAN_SAID.first() && crate::agent::default_agent().is_some() {
+    if ORPHAN_SAID.first() && super::recorder::default_recorder().is_some() {
         crate::diagnostics::warning!(
-            "span {name:?} started with no transaction current on thread {:?}, so it is not              recorded (counted in Agent::stats().spans_without_transaction). If it runs inside              a transaction's work, its context was lost on the way to this thread: mark the              function that hands the work over with #[propagate], or carry the context by hand              with Context::current().wrap(..) / wrap_future(..)",
+            "span {name:?} started with no transaction current on thread {:?}, so it is not \
+             recorded (counted in Agent::stats().spans_without_transaction). If it runs inside \
+             a transaction's work, its context was lost on the way to this thread: mark the \
+             function that hands the work over with #[propagate], or carry the context by hand \
+             with Context::current().wrap(..) / wrap_future(..)",
             std::thread::current().name().unwrap_or("unnamed")
         );
     }
 }
 
-/// Thread names by tag, so the reporter side (the waterfall) can show where a span ran without
-/// the hot path carrying a string. Written once per thread, on its first span.
-fn thread_names() -> &'static Mutex<Vec<(u64, String)>> {
-    static NAMES: OnceLock<Mutex<Vec<(u64, String)>>> = OnceLock::new();
-    NAMES.get_or_init(Default::default)
-}
-
-fn register_thread() -> u64 {
-    let tag = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
-    // Pools often give every worker the same name; the tag tells them apart.
-    let name = match std::thread::current().name() {
-        Some("main") => "main".to_string(),
-        Some(name) => format!("{name}#{tag}"),
-        None => format!("thread-{tag}"),
-    };
-    thread_names().lock().unwrap_or_else(|e| e.into_inner()).push((tag, name));
-    tag
-}
-
 /// A small number naming the calling thread for this process's lifetime.
 pub(crate) fn thread_tag() -> u64 {
     HOT.with(Hot::thread_tag)
-}
-
-/// The name of the thread with `tag` (`"thread-N"` for unnamed threads).
-pub(crate) fn thread_name(tag: u64) -> String {
-    let names = thread_names().lock().unwrap_or_else(|e| e.into_inner());
-    names.iter().find(|(t, _)| *t == tag).map_or_else(|| format!("thread-{tag}"), |(_, n)| n.clone())
 }
 
 impl Context {
@@ -799,6 +776,6 @@ mod tests {
         let here = thread_tag();
         let there = std::thread::Builder::new().name("worker-x".into()).spawn(thread_tag).unwrap().join().unwrap();
         assert_ne!(here, there);
-        assert_eq!(thread_name(there), format!("worker-x#{there}"));
+        assert_eq!(crate::model::thread::thread_name(there), format!("worker-x#{there}"));
     }
 }

@@ -15,8 +15,8 @@ use flate2::Compression;
 
 use super::{DropReason, Sink, SinkContext};
 use crate::config::{Config, ConfigError};
-use crate::event::Event;
-use crate::metadata::{AGENT_NAME, AGENT_VERSION};
+use crate::model::event::Event;
+use crate::model::metadata::{AGENT_NAME, AGENT_VERSION};
 
 /// At most this many closed batches wait for a retry; older ones are dropped (and counted)
 /// so a long outage costs bounded memory.
@@ -317,7 +317,7 @@ fn classify(status: u16, body: &str) -> Outcome {
 pub(crate) fn backoff(failures: u32) -> Duration {
     let n = failures.saturating_sub(1).min(6) as f64;
     let base = (n * n).min(36.0);
-    let jitter = base * 0.1 * ((crate::ids::next_u64() % 2001) as f64 / 1000.0 - 1.0);
+    let jitter = base * 0.1 * ((crate::model::ids::next_u64() % 2001) as f64 / 1000.0 - 1.0);
     Duration::from_secs_f64((base + jitter).max(0.0))
 }
 

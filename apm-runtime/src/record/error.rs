@@ -4,12 +4,12 @@
 use std::cell::RefCell;
 use std::sync::Once;
 
-use crate::agent::AgentInner;
-use crate::clock::Stamp;
-use crate::context::{thread_tag, Context};
-use crate::event::{ErrorEvent, ErrorTransaction, Event};
-use crate::ids::{SpanId, TraceId};
-use crate::transaction::TxShared;
+use crate::model::clock::Stamp;
+use crate::model::event::{ErrorEvent, ErrorTransaction, Event};
+use crate::model::ids::{SpanId, TraceId};
+use crate::record::context::{thread_tag, Context};
+use crate::record::recorder::Recorder;
+use crate::record::transaction::TxShared;
 
 /// Reports `err` as an error event under the current span or transaction (the exception type
 /// is `E`'s type name, the message its `Display`). Outside any transaction it is reported to the
@@ -63,8 +63,8 @@ pub(crate) fn report_outside(
     culprit: Option<&str>,
     handled: bool,
 ) -> Option<TraceId> {
-    let Some(agent) = crate::agent::default_agent() else {
-        crate::diagnostics::no_agent(&format!("capturing an error ({exception_type})"));
+    let Some(agent) = crate::record::recorder::default_recorder() else {
+        crate::record::recorder::no_agent(&format!("capturing an error ({exception_type})"));
         return None;
     };
     if !agent.enabled {
@@ -75,7 +75,7 @@ pub(crate) fn report_outside(
 
 #[allow(clippy::too_many_arguments)]
 fn submit(
-    agent: &AgentInner,
+    agent: &Recorder,
     trace_id: TraceId,
     parent_id: SpanId,
     transaction: Option<ErrorTransaction>,
@@ -85,7 +85,7 @@ fn submit(
     handled: bool,
 ) -> TraceId {
     let id = TraceId::random();
-    agent.submit(Event::Error(Box::new(ErrorEvent {
+    agent.inlet.submit(Event::Error(Box::new(ErrorEvent {
         id,
         trace_id,
         parent_id,
@@ -130,7 +130,7 @@ pub(crate) fn install_panic_hook() {
             if Context::current().is_empty() {
                 // No guard will unwind through a transaction to report it: report it here (when
                 // an agent is installed: a panic is no place to complain that none is).
-                if crate::agent::default_agent().is_some() {
+                if crate::record::recorder::default_recorder().is_some() {
                     report_outside("panic", message, location.as_deref(), false);
                 }
             } else {

@@ -1,0 +1,34 @@
+//! Thread tags: a small number per thread that recorded something, and its name, so the
+//! reporter side (the waterfall) can show where a span ran without the hot path carrying a
+//! string. The record side caches its thread's tag (see `record::context`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
+
+/// Thread names by tag, so the reporter side (the waterfall) can show where a span ran without
+/// the hot path carrying a string. Written once per thread, on its first span.
+fn thread_names() -> &'static Mutex<Vec<(u64, String)>> {
+    static NAMES: OnceLock<Mutex<Vec<(u64, String)>>> = OnceLock::new();
+    NAMES.get_or_init(Default::default)
+}
+
+/// Gives the calling thread its tag (once: callers cache it).
+pub(crate) fn register_thread() -> u64 {
+    let tag = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+    // Pools often give every worker the same name; the tag tells them apart.
+    let name = match std::thread::current().name() {
+        Some("main") => "main".to_string(),
+        Some(name) => format!("{name}#{tag}"),
+        None => format!("thread-{tag}"),
+    };
+    thread_names().lock().unwrap_or_else(|e| e.into_inner()).push((tag, name));
+    tag
+}
+
+/// The name of the thread with `tag` (`"thread-N"` for unnamed threads).
+pub(crate) fn thread_name(tag: u64) -> String {
+    let names = thread_names().lock().unwrap_or_else(|e| e.into_inner());
+    names.iter().find(|(t, _)| *t == tag).map_or_else(|| format!("thread-{tag}"), |(_, n)| n.clone())
+}
