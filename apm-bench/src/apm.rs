@@ -8,6 +8,7 @@ use std::time::Duration;
 use apm_runtime::report::{Sink, SinkContext};
 use apm_runtime::{Agent, Config, Context, Event, Span, Transaction};
 
+use crate::jobs::{Job, S4_TASKS};
 use crate::work;
 
 /// Events the benchmark sinks were handed (all agents of this process).
@@ -236,7 +237,7 @@ pub fn job_macro() {
 /// (the macro captures it where each closure is created and attaches it where it runs).
 #[apm_runtime::transaction(name = "root")]
 #[inline(never)]
-pub fn s3_root_macro(k: u64, push: &mut dyn FnMut(crate::scenarios::Job)) {
+pub fn s3_root_macro(k: u64, push: &mut dyn FnMut(Job)) {
     for _ in 0..k {
         push(Box::new(move || job_macro()));
     }
@@ -253,7 +254,7 @@ pub fn task_macro() {
 #[apm_runtime::transaction(name = "fan-out")]
 #[inline(never)]
 pub fn s4_fanout_macro(pool: &threadpool::ThreadPool) {
-    for _ in 0..crate::scenarios::S4_TASKS {
+    for _ in 0..S4_TASKS {
         pool.execute(move || task_macro());
     }
     pool.join();

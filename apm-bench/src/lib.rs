@@ -23,6 +23,7 @@ pub mod apm;
 pub mod cpu;
 pub mod fast;
 pub mod floor;
+pub mod jobs;
 pub mod otel;
 pub mod report;
 pub mod scenarios;

@@ -14,6 +14,8 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_channel::{Receiver, Sender};
 
+// Re-exported so that the drivers keep naming the scenarios' shape and job type here.
+pub use crate::jobs::{Job, S1_FLUSH_EVERY, S3_JOBS_PER_ROOT, S3_SYNC_EVERY, S4_FLUSH_EVERY, S4_TASKS};
 use crate::{apm, fast, floor, otel, trc, work};
 
 /// A library (or variant) under test.
@@ -123,9 +125,6 @@ pub fn s1_iteration(lib: Lib) -> u64 {
     }
 }
 
-/// Scenario 1 iterations between two periodic flushes (1010 events).
-pub const S1_FLUSH_EVERY: u64 = 10;
-
 /// Scenario 2's two cases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum S2Case {
@@ -185,9 +184,6 @@ pub fn s2_run(lib: Lib, case: S2Case, f: fn(u64) -> u64, n: u64) {
         }
     }
 }
-
-/// A job handed to another thread.
-pub type Job = Box<dyn FnOnce() + Send>;
 
 /// How scenario 3 hands jobs to the other thread.
 pub trait Handoff {
@@ -305,12 +301,6 @@ impl Drop for ChunkWorker {
     }
 }
 
-/// Scenario 3: jobs per root span/transaction (the root is ended and a new one started after
-/// this many; apm-runtime's default limit is 500 spans per transaction).
-pub const S3_JOBS_PER_ROOT: u64 = 256;
-/// Scenario 3: jobs between two waits for the worker + periodic flushes.
-pub const S3_SYNC_EVERY: u64 = 1024;
-
 fn tiny_body() -> u64 {
     work::tiny(7)
 }
@@ -375,11 +365,6 @@ pub fn s3_run(lib: Lib, n: u64, h: &mut impl Handoff) {
     h.sync();
     lib.flush();
 }
-
-/// Scenario 4: tasks per fan-out.
-pub const S4_TASKS: usize = 64;
-/// Scenario 4: fan-outs between two periodic flushes (16 × 65 = 1040 events).
-pub const S4_FLUSH_EVERY: u64 = 16;
 
 /// Scenario 4, one fan-out: a transaction (root) handing 64 tasks to `pool`, each task one span
 /// around [`work::task_work`], waiting for all of them.
