@@ -183,3 +183,46 @@ fn a_panic_through_unrecorded_spans_is_still_reported_once_under_the_transaction
     assert_eq!(errors[0]["transaction"]["sampled"], false);
     assert!(sink.spans().is_empty());
 }
+
+#[test]
+fn trace_continuation_strategy_restarts_foreign_or_all_traces_and_links_the_caller() {
+    use apm_runtime::TraceContinuationStrategy as S;
+    const FOREIGN: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    let elastic_state = "es=s:1,vendor=x";
+    for (strategy, tracestate, continues) in [
+        (S::Continue, None, true),
+        (S::Continue, Some(elastic_state), true),
+        (S::Restart, Some(elastic_state), false),
+        (S::Restart, None, false),
+        (S::RestartExternal, None, false),
+        (S::RestartExternal, Some("vendor=x"), false),
+        (S::RestartExternal, Some(elastic_state), true),
+    ] {
+        let (agent, sink) = memory_agent(|c| c.trace_continuation_strategy(strategy));
+        let mut headers = vec![("traceparent", FOREIGN)];
+        headers.extend(tracestate.map(|t| ("tracestate", t)));
+        let tx = agent.transaction("GET /").continue_from(&headers).start();
+        tx.end();
+        flush(&agent);
+        let t = &sink.transactions()[0];
+        let case = format!("{strategy:?} with tracestate {tracestate:?}: {t}");
+        if continues {
+            assert_eq!(t["trace_id"], "0af7651916cd43dd8448eb211c80319c", "{case}");
+            assert_eq!(t["parent_id"], "b7ad6b7169203331", "{case}");
+            assert!(t.get("links").is_none(), "{case}");
+            // The caller's decision holds: its traceparent said "not sampled".
+            assert_eq!(t["sampled"], false, "{case}");
+        } else {
+            assert_ne!(t["trace_id"], "0af7651916cd43dd8448eb211c80319c", "{case}");
+            assert!(t.get("parent_id").is_none(), "a new trace's root: {case}");
+            assert_eq!(
+                t["links"],
+                serde_json::json!([{"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331"}]),
+                "{case}"
+            );
+            // Sampling is decided here again (rate 1.0 by default), not inherited.
+            assert_eq!(t["sampled"], true, "{case}");
+        }
+        schemas().check_ndjson(&sink.ndjson());
+    }
+}

@@ -285,8 +285,9 @@ getters! {
     /// assert_eq!(c.log_level(), log::LevelFilter::Warn);
     /// ```
     log_level: log::LevelFilter;
-    /// `ELASTIC_APM_TRACE_CONTINUATION_STRATEGY` (default `continue`, dynamic). Parsed; used once
-    /// incoming trace context is continued through it.
+    /// `ELASTIC_APM_TRACE_CONTINUATION_STRATEGY` (default `continue`, dynamic): whether a
+    /// transaction continues the trace of an incoming `traceparent`, or starts its own (`restart`
+    /// always, `restart_external` when the caller is no Elastic agent) and links the caller.
     ///
     /// ```
     /// let c = apm_runtime::Config::builder().build().unwrap();

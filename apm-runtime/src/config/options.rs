@@ -179,7 +179,7 @@ options! {
         dynamic: true, secret: false, pending: None;
     trace_continuation_strategy: TraceContinuationStrategy = TraceContinuationStrategy::Continue,
         "TRACE_CONTINUATION_STRATEGY", TraceContinuationStrategy::parse, any, show,
-        dynamic: true, secret: false, pending: Some("incoming trace context is continued through it");
+        dynamic: true, secret: false, pending: None;
     disable_send: bool = false, "DISABLE_SEND", parse::boolean, any, show,
         dynamic: false, secret: false, pending: None;
     use_elastic_traceparent_header: bool = true, "USE_ELASTIC_TRACEPARENT_HEADER", parse::boolean, any, show,

@@ -250,6 +250,8 @@ pub struct TransactionEvent {
     pub(crate) spans_dropped: u32,
     pub(crate) labels: Labels,
     pub(crate) thread: u64,
+    /// Spans of other traces this one is linked to (a restarted incoming trace).
+    pub(crate) links: Vec<(TraceId, SpanId)>,
 }
 
 impl Serialize for TransactionEvent {
@@ -258,6 +260,11 @@ impl Serialize for TransactionEvent {
         struct SpanCount {
             started: u32,
             dropped: u32,
+        }
+        #[derive(Serialize)]
+        struct Link {
+            trace_id: TraceId,
+            span_id: SpanId,
         }
         #[derive(Serialize)]
         struct Wire<'a> {
@@ -280,6 +287,8 @@ impl Serialize for TransactionEvent {
             span_count: SpanCount,
             #[serde(skip_serializing_if = "Option::is_none")]
             context: Option<TagsContext<'a>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            links: Vec<Link>,
         }
         Wire {
             id: self.id,
@@ -295,6 +304,7 @@ impl Serialize for TransactionEvent {
             sample_rate: self.sample_rate,
             span_count: SpanCount { started: self.spans_started, dropped: self.spans_dropped },
             context: TagsContext::new(&self.labels),
+            links: self.links.iter().map(|&(trace_id, span_id)| Link { trace_id, span_id }).collect(),
         }
         .serialize(s)
     }

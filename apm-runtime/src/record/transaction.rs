@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use crate::config::TraceContinuationStrategy;
 use crate::model::clock::Stamp;
 use crate::model::event::{Event, LabelValue, Labels, Outcome, TransactionEvent};
 use crate::model::ids::{SpanId, TraceId};
@@ -119,6 +120,9 @@ struct TxRecord {
     outcome: Option<Outcome>,
     labels: Labels,
     thread: u64,
+    /// The incoming parent when the trace was restarted (`ELASTIC_APM_TRACE_CONTINUATION_STRATEGY`),
+    /// sent as a span link so the two traces stay connected.
+    links: Vec<(TraceId, SpanId)>,
 }
 
 /// Configures a transaction before it starts. Made by [`Transaction::builder`] or
@@ -197,7 +201,15 @@ impl<'a> TransactionBuilder<'a> {
         if !agent.enabled {
             return Transaction { rec: None };
         }
-        let (trace_id, parent_id, sampled, random, sample_rate, tracestate) = match self.remote {
+        let mut links = Vec::new();
+        let remote = match self.remote {
+            Some(r) if restarts(agent.config.trace_continuation_strategy(), &r.tracestate) => {
+                links.push((r.trace_id, r.parent_id));
+                None
+            }
+            remote => remote,
+        };
+        let (trace_id, parent_id, sampled, random, sample_rate, tracestate) = match remote {
             Some(r) => (r.trace_id, Some(r.parent_id), r.sampled, r.random, r.sample_rate, r.tracestate),
             None => {
                 let rate = agent.config.transaction_sample_rate;
@@ -242,8 +254,21 @@ impl<'a> TransactionBuilder<'a> {
                 outcome: None,
                 labels: Vec::new(),
                 thread: thread_tag(),
+                links,
             }),
         }
+    }
+}
+
+/// Whether a transaction with an incoming parent starts a trace of its own instead (Elastic's
+/// `trace_continuation_strategy`): always with `restart`, and with `restart_external` when the
+/// caller is not an Elastic agent (its `tracestate` has no `es` entry), so a third party's
+/// sampling decision and trace id do not govern this service's traces.
+fn restarts(strategy: TraceContinuationStrategy, incoming: &TraceState) -> bool {
+    match strategy {
+        TraceContinuationStrategy::Continue => false,
+        TraceContinuationStrategy::Restart => true,
+        TraceContinuationStrategy::RestartExternal => incoming.get("es").is_none(),
     }
 }
 
@@ -457,6 +482,7 @@ impl Transaction {
             spans_dropped,
             labels: r.labels,
             thread: r.thread,
+            links: r.links,
         })));
     }
 }
