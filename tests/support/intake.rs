@@ -1,5 +1,8 @@
 //! A capturing Elastic APM intake server on loopback: decodes gzip, parses the NDJSON,
-//! validates every line against Elastic's schemas, and can be scripted to misbehave.
+//! validates every line against Elastic's schemas, and can be scripted to misbehave. It also
+//! answers what agents ask besides the intake, as APM Server does: its version (`GET /`) and
+//! central configuration (`GET /config/v1/agents`, 404 until a test sets an answer); those
+//! requests are kept apart ([`IntakeServer::gets`]) and never take a scripted action.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -47,11 +50,36 @@ impl Request {
     }
 }
 
+/// A `GET` an agent sent: its path with the query, and its headers.
+#[derive(Clone, Debug)]
+pub struct Get {
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Get {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The answer to `GET /config/v1/agents`: status, headers, body.
+#[derive(Clone, Debug)]
+pub struct ConfigAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
 #[derive(Default)]
 struct State {
     script: VecDeque<Action>,
     default: Option<Action>,
     requests: Vec<Request>,
+    gets: Vec<Get>,
+    /// The version `GET /` reports (`None`: the server answers 404).
+    version: Option<String>,
+    central: Option<ConfigAnswer>,
     /// Schema or format violations seen (tests assert this stays empty).
     problems: Vec<String>,
 }
@@ -76,6 +104,7 @@ impl IntakeServer {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind intake server");
         let addr = listener.local_addr().unwrap();
         let state: Arc<(Mutex<State>, Condvar)> = Default::default();
+        state.0.lock().unwrap().version = Some("8.15.0".to_string());
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
         thread::spawn(move || {
@@ -102,6 +131,35 @@ impl IntakeServer {
         let mut s = self.state.0.lock().unwrap();
         s.script = actions.iter().copied().collect();
         s.default = Some(then);
+    }
+
+    /// The version `GET /` answers with (`None`: 404, as a proxy in front of it might).
+    pub fn set_version(&self, version: Option<&str>) {
+        self.state.0.lock().unwrap().version = version.map(str::to_string);
+    }
+
+    /// What `GET /config/v1/agents` answers from now on.
+    pub fn set_central_config(&self, answer: ConfigAnswer) {
+        self.state.0.lock().unwrap().central = Some(answer);
+    }
+
+    /// The `GET`s received so far (version and central configuration).
+    pub fn gets(&self) -> Vec<Get> {
+        self.state.0.lock().unwrap().gets.clone()
+    }
+
+    /// Waits until `pred` holds for the `GET`s received, or `timeout` passes.
+    pub fn wait_for_gets(&self, timeout: Duration, pred: impl Fn(&[Get]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.state.0.lock().unwrap();
+        while !pred(&s.gets) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = self.state.1.wait_timeout(s, left).unwrap().0;
+        }
+        true
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -167,6 +225,32 @@ fn serve(conn: TcpStream, state: &(Mutex<State>, Condvar), stop: &AtomicBool) ->
                 }
                 headers.push((k.trim().to_string(), v.trim().to_string()));
             }
+        }
+        if let Some(target) = request_line.strip_prefix("GET ") {
+            let target = target.split(' ').next().unwrap_or("").to_string();
+            let (status, extra, body) = {
+                let mut s = state.0.lock().unwrap();
+                s.gets.push(Get { target: target.clone(), headers });
+                state.1.notify_all();
+                if target == "/" {
+                    match &s.version {
+                        Some(v) => (200, vec![], format!("{{\"build_date\":\"2026-01-01T00:00:00Z\",\"build_sha\":\"x\",\"publish_ready\":true,\"version\":\"{v}\"}}")),
+                        None => (404, vec![], "404 page not found".to_string()),
+                    }
+                } else if target.starts_with("/config/v1/agents") {
+                    match &s.central {
+                        Some(a) => (a.status, a.headers.clone(), a.body.clone()),
+                        None => (404, vec![], "{\"error\":\"central configuration is not set up\"}".to_string()),
+                    }
+                } else {
+                    s.problems.push(format!("unexpected GET {target}"));
+                    (404, vec![], String::new())
+                }
+            };
+            let extra: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+            write!(conn, "HTTP/1.1 {status} X\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len())?;
+            conn.flush()?;
+            continue;
         }
         let action = {
             let mut s = state.0.lock().unwrap();

@@ -13,9 +13,13 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use crate::config::{Config, ConfigError};
+use crate::deliver::central_config::Poller;
 use crate::deliver::report::Sink;
 use crate::deliver::reporter::{self, Reporting};
+use crate::deliver::server::ServerInfo;
 use crate::handoff::Stats;
 use crate::model::metadata::Metadata;
 use crate::record::recorder::{self, Recorder};
@@ -50,6 +54,9 @@ pub struct Agent {
 struct Core {
     inner: Arc<Recorder>,
     reporter: Reporting,
+    /// What asks the APM Server for its version and central configuration, when the agent
+    /// reports to one.
+    poller: Option<Poller>,
 }
 
 /// Configures an [`Agent`]. Made by [`Agent::builder`].
@@ -119,17 +126,21 @@ impl AgentBuilder {
         if sinks.is_empty() && config.disable_send() {
             sinks.push(Box::new(crate::deliver::report::Discard));
         }
-        if sinks.is_empty() {
-            sinks.push(Box::new(crate::deliver::report::intake::IntakeSink::new(&config)?));
+        // Only an agent that talks to an APM Server asks it for its version and for central
+        // configuration (an application's own sinks may have no server behind them).
+        let server = sinks.is_empty().then(|| Arc::new(ServerInfo::default()));
+        if let Some(server) = &server {
+            let intake = crate::deliver::report::intake::IntakeSink::new(&config)?;
+            sinks.push(Box::new(intake.with_server(server.clone())));
         }
         crate::record::error::install_panic_hook();
         let (inlet, outlet) = crate::handoff::new(config.max_queue_size);
         let reporter = reporter::spawn(outlet, sinks, Metadata::collect(&config));
         inlet.connect(reporter.thread());
-        // `recording=false` records nothing and sends nothing, as `enabled=false` (it becomes
-        // dynamic once central configuration is polled).
-        let enabled = config.enabled && config.recording();
-        let inner = Arc::new(Recorder { config, enabled, inlet });
+        let live = Arc::new(ArcSwap::from_pointee(config.clone()));
+        let poller = server.map(|server| Poller::spawn(config.clone(), &live, server));
+        let enabled = config.enabled;
+        let inner = Arc::new(Recorder { config, live, enabled, inlet });
         let set: Vec<String> = inner
             .config
             .options()
@@ -143,7 +154,7 @@ impl AgentBuilder {
             destination,
             if set.is_empty() { "none (all defaults)".to_string() } else { set.join(", ") }
         );
-        Ok(Agent { inner: inner.clone(), core: Arc::new(Core { inner, reporter }) })
+        Ok(Agent { inner: inner.clone(), core: Arc::new(Core { inner, reporter, poller }) })
     }
 }
 
@@ -227,7 +238,8 @@ impl Agent {
         shutdown_at_exit();
     }
 
-    /// The configuration in force.
+    /// The configuration the agent was built with (code and environment). What new
+    /// transactions use is [`Agent::live_config`]: this, with central configuration applied.
     ///
     /// ```
     /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
@@ -235,6 +247,18 @@ impl Agent {
     /// ```
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The configuration in force now: [`Agent::config`] with the settings of central
+    /// configuration (Kibana) applied over it, as the APM Server last sent them. Each new
+    /// transaction reads it once.
+    ///
+    /// ```
+    /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
+    /// assert_eq!(agent.live_config().transaction_sample_rate(), agent.config().transaction_sample_rate());
+    /// ```
+    pub fn live_config(&self) -> Arc<Config> {
+        self.inner.live.load_full()
     }
 
     /// Counts of events queued, sent and dropped (by reason).
@@ -308,6 +332,9 @@ impl Core {
             return;
         }
         recorder::clear_global(inner);
+        if let Some(poller) = &self.poller {
+            poller.stop();
+        }
         let timeout = inner.config.shutdown_timeout;
         let answer = self.reporter.shut_down(timeout);
         report_undelivered(&inner.inlet.counters.snapshot(), answer.is_none(), timeout);

@@ -262,8 +262,8 @@ getters! {
     /// assert!(apm_runtime::Config::builder().build().unwrap().breakdown_metrics());
     /// ```
     breakdown_metrics: bool;
-    /// `ELASTIC_APM_CENTRAL_CONFIG` (default `true`): poll the APM Server for Kibana's settings.
-    /// Parsed; used once central configuration is polled.
+    /// `ELASTIC_APM_CENTRAL_CONFIG` (default `true`): poll the APM Server for Kibana's settings
+    /// and apply the dynamic options among them to new transactions ([`crate::Agent::live_config`]).
     ///
     /// ```
     /// assert!(apm_runtime::Config::builder().build().unwrap().central_config());

@@ -172,7 +172,7 @@ options! {
     breakdown_metrics: bool = true, "BREAKDOWN_METRICS", parse::boolean, any, show,
         dynamic: false, secret: false, pending: METRICS;
     central_config: bool = true, "CENTRAL_CONFIG", parse::boolean, any, show,
-        dynamic: false, secret: false, pending: Some("central configuration is polled");
+        dynamic: false, secret: false, pending: None;
     cloud_provider: CloudProvider = CloudProvider::Auto, "CLOUD_PROVIDER", CloudProvider::parse, any, show,
         dynamic: false, secret: false, pending: Some("cloud metadata is detected");
     log_level: log::LevelFilter = log::LevelFilter::Warn, "LOG_LEVEL", log_level, any, show_log_level,

@@ -67,7 +67,7 @@ pub(crate) fn report_outside(
         crate::record::recorder::no_agent(&format!("capturing an error ({exception_type})"));
         return None;
     };
-    if !agent.enabled {
+    if !agent.recording() {
         return None;
     }
     Some(submit(&agent, TraceId::random(), SpanId::random(), None, exception_type, message, culprit, handled))

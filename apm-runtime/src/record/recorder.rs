@@ -8,15 +8,29 @@
 use std::cell::RefCell;
 use std::sync::{Arc, RwLock};
 
+use arc_swap::ArcSwap;
+
 use crate::config::Config;
 use crate::handoff::Inlet;
 
 /// The shared part of an agent, referenced by every transaction it started.
 pub(crate) struct Recorder {
+    /// The configuration the agent was built with.
     pub(crate) config: Config,
-    /// `ELASTIC_APM_ENABLED` and `ELASTIC_APM_RECORDING`: when false, transactions are no-ops.
+    /// The configuration in force: `config` with central configuration's settings applied
+    /// (the reporter side swaps it whole; a new transaction reads it once, so it sees one
+    /// consistent set of values).
+    pub(crate) live: Arc<ArcSwap<Config>>,
+    /// `ELASTIC_APM_ENABLED`: when false, transactions are no-ops for the agent's life.
     pub(crate) enabled: bool,
     pub(crate) inlet: Inlet,
+}
+
+impl Recorder {
+    /// Whether new transactions and errors are recorded: enabled, and `recording` in force.
+    pub(crate) fn recording(&self) -> bool {
+        self.enabled && self.live.load().recording()
+    }
 }
 
 static GLOBAL: RwLock<Option<Arc<Recorder>>> = RwLock::new(None);

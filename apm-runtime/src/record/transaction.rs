@@ -198,12 +198,13 @@ impl<'a> TransactionBuilder<'a> {
             crate::record::recorder::no_agent(&format!("transaction {:?}", self.name));
             return Transaction { rec: None };
         };
-        if !agent.enabled {
+        let live = agent.live.load();
+        if !agent.enabled || !live.recording() {
             return Transaction { rec: None };
         }
         let mut links = Vec::new();
         let remote = match self.remote {
-            Some(r) if restarts(agent.config.trace_continuation_strategy(), &r.tracestate) => {
+            Some(r) if restarts(live.trace_continuation_strategy(), &r.tracestate) => {
                 links.push((r.trace_id, r.parent_id));
                 None
             }
@@ -212,7 +213,7 @@ impl<'a> TransactionBuilder<'a> {
         let (trace_id, parent_id, sampled, random, sample_rate, tracestate) = match remote {
             Some(r) => (r.trace_id, Some(r.parent_id), r.sampled, r.random, r.sample_rate, r.tracestate),
             None => {
-                let rate = agent.config.transaction_sample_rate;
+                let rate = live.transaction_sample_rate;
                 let sampled = sample(rate);
                 // `TraceId::random` draws every byte from a uniform generator, which is when
                 // Level 2 says a trace's starter should set the random flag.
@@ -230,6 +231,9 @@ impl<'a> TransactionBuilder<'a> {
             _ if !sampled => tracestate.with_elastic_sample_rate(0.0),
             _ => tracestate,
         };
+        let max_spans = live.transaction_max_spans;
+        // The guard borrows `agent`, which the transaction takes over next.
+        drop(live);
         let shared = Arc::new(TxShared {
             trace_id,
             id: SpanId::random(),
@@ -242,7 +246,7 @@ impl<'a> TransactionBuilder<'a> {
             tracestate,
             spans_reserved: AtomicU32::new(0),
             spans_dropped: AtomicU32::new(0),
-            max_spans: agent.config.transaction_max_spans,
+            max_spans,
             agent,
         });
         Transaction {

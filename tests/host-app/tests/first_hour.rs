@@ -70,8 +70,12 @@ fn serve(conn: TcpStream, mut keep: impl FnMut(&[u8]), status: &str) {
     }
 }
 
-/// The lines of a gzip-compressed NDJSON body.
+/// The lines of a gzip-compressed NDJSON body (none for the agent's bodiless `GET`s: its
+/// server version and central configuration questions).
 fn ndjson(body: &[u8]) -> Vec<String> {
+    if body.is_empty() {
+        return Vec::new();
+    }
     let mut text = String::new();
     flate2::read::GzDecoder::new(body).read_to_string(&mut text).unwrap();
     text.lines().map(str::to_string).collect()

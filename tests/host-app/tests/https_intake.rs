@@ -96,6 +96,13 @@ fn serve(tcp: TcpStream, config: Arc<rustls::ServerConfig>, state: &(Mutex<Recei
         }
         let mut body = vec![0; len];
         reader.read_exact(&mut body).unwrap();
+        if !request_line.starts_with("POST ") {
+            // The agent's version and central configuration questions: not an intake request.
+            let stream = reader.get_mut();
+            stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").unwrap();
+            stream.flush().unwrap();
+            continue;
+        }
         let mut text = String::new();
         flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
         {

@@ -55,6 +55,8 @@ pub struct IntakeSink {
     server_timeout: Duration,
     /// Built on first use, on the reporter thread.
     client: Option<ureq::Agent>,
+    /// The server's version, when the agent asks it (see `deliver::server`).
+    server: Option<std::sync::Arc<crate::deliver::server::ServerInfo>>,
     open: Option<Batch>,
     pending: std::collections::VecDeque<Closed>,
     /// Consecutive failed requests, for the backoff between ticks.
@@ -109,6 +111,12 @@ impl Tally for SinkContext<'_> {
     }
 }
 
+/// The `User-Agent` of every request to the APM Server (Elastic's format).
+pub(crate) fn user_agent(config: &Config) -> String {
+    let version = config.service_version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+    format!("apm-agent-{AGENT_NAME}/{AGENT_VERSION} ({}{version})", config.service_name)
+}
+
 impl IntakeSink {
     /// Prepares a sink for `config`'s server (no connection is made until events arrive).
     ///
@@ -122,7 +130,6 @@ impl IntakeSink {
                 "ELASTIC_APM_VERIFY_SERVER_CERT=false: the APM Server's TLS certificate is not checked"
             );
         }
-        let version = config.service_version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
         let authorization = config.authorization();
         let secret = authorization
             .as_deref()
@@ -133,19 +140,26 @@ impl IntakeSink {
             endpoint: format!("{}/intake/v2/events", config.server_url),
             authorization,
             secret,
-            user_agent: format!("apm-agent-{AGENT_NAME}/{AGENT_VERSION} ({}{version})", config.service_name),
+            user_agent: user_agent(config),
             verify_cert: config.verify_server_cert,
             roots: super::tls::roots(config.server_ca_cert_file()),
             request_size: config.api_request_size,
             request_time: config.api_request_time,
             server_timeout: config.server_timeout,
             client: None,
+            server: None,
             open: None,
             pending: Default::default(),
             failures: 0,
             retry_at: None,
             line: Vec::with_capacity(1024),
         })
+    }
+
+    /// Stops sending unsampled transactions once `server` says it is APM Server 8.0 or later.
+    pub(crate) fn with_server(mut self, server: std::sync::Arc<crate::deliver::server::ServerInfo>) -> IntakeSink {
+        self.server = Some(server);
+        self
     }
 
     fn close_open(&mut self, tally: &impl Tally) {
@@ -341,6 +355,14 @@ impl IntakeSink {
 
 impl Sink for IntakeSink {
     fn write(&mut self, event: &Event, ctx: &SinkContext<'_>) {
+        if let Event::Transaction(t) = event {
+            if !t.sampled && self.server.as_ref().is_some_and(|s| s.drops_unsampled()) {
+                // Elastic's rule for APM Server 8.0+: it does not want them. Handled as intended,
+                // so counted as delivered.
+                ctx.record_sent(1);
+                return;
+            }
+        }
         let mut batch = match self.open.take() {
             Some(b) => b,
             None => {

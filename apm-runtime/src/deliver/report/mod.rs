@@ -5,7 +5,7 @@
 pub mod file;
 pub mod intake;
 pub mod memory;
-mod tls;
+pub(crate) mod tls;
 
 use std::time::Instant;
 
