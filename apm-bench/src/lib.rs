@@ -21,6 +21,7 @@
 
 pub mod apm;
 pub mod cpu;
+pub mod delivery;
 pub mod fast;
 pub mod floor;
 pub mod jobs;
