@@ -142,10 +142,6 @@ pub struct ReporterProbe {
     pub events: AtomicU64,
     /// The most events one drain handed over.
     pub max_drain: AtomicU64,
-    /// Compressed bytes of the bodies closed so far.
-    pub compressed: AtomicU64,
-    /// Uncompressed bytes of the bodies closed so far.
-    pub uncompressed: AtomicU64,
 }
 
 /// A snapshot of a [`ReporterProbe`].
@@ -204,9 +200,6 @@ impl GzIntakeSink {
         p.events.fetch_add(self.drain, Ordering::Relaxed);
         p.max_drain.fetch_max(std::mem::take(&mut self.drain), Ordering::Relaxed);
         p.drains.fetch_add(1, Ordering::Relaxed);
-        let (_, compressed, uncompressed) = self.body.totals();
-        p.compressed.store(compressed, Ordering::Relaxed);
-        p.uncompressed.store(uncompressed, Ordering::Relaxed);
         let cpu = cpu::thread_cpu_time().as_nanos() as u64;
         p.cpu_ns.store(cpu, Ordering::Release);
     }
@@ -221,11 +214,9 @@ impl Sink for GzIntakeSink {
         }
         self.unconfirmed += 1;
         self.drain += 1;
-        let closed = self.body.write(event);
-        if closed > 0 {
-            // Every unconfirmed event was in that body or is the one just written into it.
-            ctx.record_sent(closed.min(self.unconfirmed));
-            self.unconfirmed -= closed.min(self.unconfirmed);
+        if self.body.write(event) > 0 {
+            // An earlier close confirmed its own events, so every unconfirmed one was in this body.
+            ctx.record_sent(std::mem::take(&mut self.unconfirmed));
         }
     }
 
