@@ -16,11 +16,16 @@
 //! - `opentelemetry`: the SDK's batch span processor with an exporter that counts and discards
 //!   ([`otel::DiscardExporter`]).
 //! - the floor: the same functions with no instrumentation ([`floor`]).
+//!
+//! Apart from these scenarios, `src/bin/delivery.rs` measures whether the agent's reporter
+//! thread keeps up with producers paced at a given rate, with a sink that encodes and gzips
+//! every event as the intake sink does ([`delivery`]).
 
 #![deny(missing_docs)]
 
 pub mod apm;
 pub mod cpu;
+pub mod delivery;
 pub mod fast;
 pub mod floor;
 pub mod jobs;

@@ -84,6 +84,30 @@ pub enum PlainLine {
     Transaction(PlainTransaction),
 }
 
+/// Spans per transaction in [`record_batch`] and in the delivery benchmark (`src/bin/delivery.rs`),
+/// under apm-runtime's default limit of 500 spans per transaction.
+pub const SPANS_PER_TRANSACTION: usize = 249;
+
+/// The `i`-th span of a transaction, started under the current one: a db query, an outgoing
+/// HTTP call whose name is built at run time, and a plain app span, in turn. What
+/// [`record_batch`] records and what the delivery benchmark ends, so that its encoder-only
+/// figure and the agent's reporter work on the same events.
+pub fn app_span(i: usize) -> Span {
+    match i % 3 {
+        0 => Span::builder("SELECT * FROM orders WHERE id = ?")
+            .with_type("db")
+            .subtype("postgresql")
+            .action("query")
+            .start(),
+        1 => Span::builder(Cow::Owned(format!("GET inventory/{i}")))
+            .with_type("external")
+            .subtype("http")
+            .action("GET")
+            .start(),
+        _ => Span::start("render"),
+    }
+}
+
 /// Records [`BATCH`] events the way an application does (4 transactions of 249 spans: db,
 /// external and app spans with subtype/action), and the floor's copy of them. Checks that both
 /// serialize to the same bytes.
@@ -94,21 +118,8 @@ pub fn record_batch() -> Batch {
     for t in 0..4 {
         let mut tx = agent.transaction(format!("GET /orders/{t}")).with_type("request").start();
         let _active = tx.attach();
-        for i in 0..249 {
-            let span = match i % 3 {
-                0 => Span::builder("SELECT * FROM orders WHERE id = ?")
-                    .with_type("db")
-                    .subtype("postgresql")
-                    .action("query")
-                    .start(),
-                1 => Span::builder(Cow::Owned(format!("GET inventory/{i}")))
-                    .with_type("external")
-                    .subtype("http")
-                    .action("GET")
-                    .start(),
-                _ => Span::start("render"),
-            };
-            span.end();
+        for i in 0..SPANS_PER_TRANSACTION {
+            app_span(i).end();
         }
         drop(_active);
         tx.set_result("HTTP 2xx");
