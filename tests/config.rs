@@ -94,7 +94,7 @@ fn cases() -> Vec<Case> {
             "MAX_QUEUE_SIZE",
             "10",
             |c| c.max_queue_size() == 10,
-            Some(("0", "must be more than zero; using the default 2048")),
+            Some(("0", "must be more than zero; using the default 16384")),
         ),
         case(
             "SHUTDOWN_TIMEOUT",

@@ -102,7 +102,7 @@ fn build(sample_rate: f64, sink: impl Sink) -> Agent {
     Agent::builder().config(config).sink(sink).build().expect("agent starts")
 }
 
-/// The sampled agent (sample rate 1, default limits: 500 spans per transaction, queue 2048). It
+/// The sampled agent (sample rate 1, default limits: 500 spans per transaction, queue 16384). It
 /// is also the process-wide default, which `#[transaction]` uses.
 pub fn agent() -> &'static Agent {
     static AGENT: OnceLock<Agent> = OnceLock::new();

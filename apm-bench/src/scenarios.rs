@@ -2,7 +2,7 @@
 //! instruction counter.
 //!
 //! Flushing policy (the same in both drivers): libraries whose queue is bounded and drops when
-//! full (apm-runtime's 2048-event queue, OTel's 2048-span batch queue) are flushed about every
+//! full (apm-runtime's event queue, OTel's 2048-span batch queue) are flushed about every
 //! 1000 events so that no event is dropped — otherwise the cheaper drop path would be measured.
 //! `tracing`'s layer buffer is drained on the same cadence. fastrace's per-thread command queue
 //! never drops (it grows), so it runs on its own collector cadence and is flushed once at the

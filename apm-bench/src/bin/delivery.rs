@@ -1,5 +1,5 @@
 //! Does delivery keep up? Producers end spans at a paced rate for a while, into an agent with
-//! the default configuration (queue 2048) whose sink does the intake sink's work on the agent's
+//! the default configuration (queue 16384) whose sink does the intake sink's work on the agent's
 //! real reporter thread: every event encoded to NDJSON and gzipped, the bodies counted and
 //! discarded ([`apm_bench::delivery`]). For each (total rate, threads) it prints the spans ended,
 //! the rate achieved, the drops by reason (from `Agent::stats` after a flush) and the reporter
@@ -49,13 +49,28 @@ struct Options {
     encoder: bool,
 }
 
-fn list<T: std::str::FromStr>(s: &str) -> Vec<T> {
-    s.split(',').map(|x| x.trim().parse().unwrap_or_else(|_| panic!("bad list element {x:?}"))).collect()
+const USAGE: &str = "usage: delivery [--secs S] [--rates R,R,..] [--threads N,N,..] [--pace spin|burst] \
+                     [--queue N] [--encoder-secs S] [--quiet C] [--tries K] [--no-agent] [--no-encoder]\n\
+                     (each option is described in the doc comment of apm-bench/src/bin/delivery.rs)";
+
+/// Says what was wrong with the command line, and how to write it, then exits with status 2.
+fn bail(message: String) -> ! {
+    eprintln!("delivery: {message}\n{USAGE}");
+    std::process::exit(2)
+}
+
+/// `text` as a `T`, or a usage error naming `what`.
+fn parse<T: std::str::FromStr>(text: &str, what: &str) -> T {
+    text.trim().parse().unwrap_or_else(|_| bail(format!("{what}: {text:?} is not a valid value")))
+}
+
+fn list<T: std::str::FromStr>(s: &str, what: &str) -> Vec<T> {
+    s.split(',').map(|x| parse(x, what)).collect()
 }
 
 fn options() -> Options {
     let mut o = Options {
-        secs: std::env::var("DELIVERY_SECS").ok().map_or(5.0, |s| s.parse().expect("DELIVERY_SECS: seconds")),
+        secs: std::env::var("DELIVERY_SECS").ok().map_or(5.0, |s| parse(&s, "DELIVERY_SECS (seconds)")),
         rates: vec![250_000, 500_000, 1_000_000],
         threads: vec![1, 2, 4],
         pace: Pace::Spin,
@@ -68,25 +83,29 @@ fn options() -> Options {
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        let mut value = || args.next().unwrap_or_else(|| bail(format!("{a} needs a value")));
         match a.as_str() {
-            "--secs" => o.secs = value().parse().expect("--secs: seconds"),
-            "--rates" => o.rates = list(&value()),
-            "--threads" => o.threads = list(&value()),
+            "--secs" => o.secs = parse(&value(), "--secs (seconds)"),
+            "--rates" => o.rates = list(&value(), "--rates (spans per second)"),
+            "--threads" => o.threads = list(&value(), "--threads (a number of threads)"),
             "--pace" => {
                 o.pace = match value().as_str() {
                     "spin" => Pace::Spin,
                     "burst" => Pace::Burst,
-                    p => panic!("--pace spin|burst, not {p}"),
+                    p => bail(format!("--pace is spin or burst, not {p:?}")),
                 }
             }
-            "--queue" => o.queue = Some(value().parse().expect("--queue: events")),
-            "--encoder-secs" => o.encoder_secs = value().parse().expect("--encoder-secs: seconds"),
-            "--quiet" => o.quiet = Some(value().parse().expect("--quiet: cores")),
-            "--tries" => o.tries = value().parse().expect("--tries: runs"),
+            "--queue" => o.queue = Some(parse(&value(), "--queue (events)")),
+            "--encoder-secs" => o.encoder_secs = parse(&value(), "--encoder-secs (seconds)"),
+            "--quiet" => o.quiet = Some(parse(&value(), "--quiet (cores)")),
+            "--tries" => o.tries = parse(&value(), "--tries (runs)"),
             "--no-agent" => o.agent = false,
             "--no-encoder" => o.encoder = false,
-            _ => panic!("unknown argument {a:?} (see the doc comment of src/bin/delivery.rs)"),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0)
+            }
+            _ => bail(format!("unknown argument {a:?}")),
         }
     }
     o
@@ -368,7 +387,10 @@ fn main() {
         "delivery: {} s per cell, pace {}, queue {}, {} CPUs; a span's box is {} bytes, a ring slot 8",
         o.secs,
         if o.pace == Pace::Spin { "spin" } else { "burst (1 ms)" },
-        o.queue.map_or("default (2048)".to_string(), |q| q.to_string()),
+        o.queue.map_or_else(
+            || format!("default ({})", Config::builder().build().map_or(0, |c| c.max_queue_size())),
+            |q| q.to_string()
+        ),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::mem::size_of::<apm_runtime::SpanEvent>(),
     );

@@ -123,13 +123,15 @@ getters! {
     /// assert_eq!(c.api_request_time(), std::time::Duration::from_secs(10));
     /// ```
     api_request_time: Duration;
-    /// `ELASTIC_APM_MAX_QUEUE_SIZE` (default 2048): events waiting for the reporter; past it, new
+    /// `ELASTIC_APM_MAX_QUEUE_SIZE` (default 16384): events waiting for the reporter; past it, new
     /// events are dropped and counted rather than blocking the application. Spans wait in one
     /// queue per thread (rounded up to a power of two), transactions and errors in one shared
-    /// queue; each holds at most this many.
+    /// queue; each holds at most this many. The default keeps a thread ending a million spans a
+    /// second from dropping any (2048 slots fill in two milliseconds at that rate, less than the
+    /// reporter may need to be scheduled); it costs 128 KiB of ring per thread that ends spans.
     ///
     /// ```
-    /// assert_eq!(apm_runtime::Config::builder().build().unwrap().max_queue_size(), 2048);
+    /// assert_eq!(apm_runtime::Config::builder().build().unwrap().max_queue_size(), 16384);
     /// ```
     max_queue_size: usize;
     /// `ELASTIC_APM_SHUTDOWN_TIMEOUT` (default 5s): how long shutting down (at exit, `shutdown()`,

@@ -132,7 +132,7 @@ options! {
         dynamic: false, secret: false, pending: None;
     api_request_time: Duration = Duration::from_secs(10), "API_REQUEST_TIME", parse::duration, positive, show_duration,
         dynamic: false, secret: false, pending: None;
-    max_queue_size: usize = 2048, "MAX_QUEUE_SIZE", parse::unsigned, nonzero, show,
+    max_queue_size: usize = 16384, "MAX_QUEUE_SIZE", parse::unsigned, nonzero, show,
         dynamic: false, secret: false, pending: None;
     shutdown_timeout: Duration = Duration::from_secs(5), "SHUTDOWN_TIMEOUT", parse::duration, any, show_duration,
         dynamic: false, secret: false, pending: None;
