@@ -21,6 +21,7 @@
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::Counters;
 use crate::model::event::{Event, SpanEvent};
 
 /// Keeps `head` and `tail` on cache lines of their own, so the producer's stores to `tail` do
@@ -40,11 +41,15 @@ pub(crate) struct Ring {
     /// Set when the producing thread let go of the ring (it exited): once drained, the reporter
     /// forgets it.
     closed: AtomicBool,
+    /// Where spans still in the ring when it is freed are counted (as ended after the shutdown:
+    /// nothing drained them).
+    counters: Arc<Counters>,
 }
 
 impl Ring {
-    /// A ring of at least `capacity` slots (rounded up to a power of two, at least 2).
-    pub(crate) fn new(capacity: usize) -> Ring {
+    /// A ring of at least `capacity` slots (rounded up to a power of two, at least 2), whose
+    /// undrained spans are counted in `counters` when it is freed.
+    pub(crate) fn new(capacity: usize, counters: Arc<Counters>) -> Ring {
         let n = capacity.max(2).next_power_of_two();
         Ring {
             slots: (0..n).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
@@ -53,6 +58,7 @@ impl Ring {
             head: Padded(AtomicUsize::new(0)),
             tail: Padded(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
+            counters,
         }
     }
 
@@ -124,9 +130,14 @@ impl Ring {
 
 impl Drop for Ring {
     fn drop(&mut self) {
-        // Only reached once both sides let go; free what was never drained.
+        // Only reached once both sides let go; free what was never drained. A span pushed after
+        // the agent's last drain (its thread still had the ring bound when the agent shut down)
+        // ends here: counted, so that every span is in exactly one counter.
         let mut rest = Vec::new();
-        self.drain(&mut rest);
+        let n = self.drain(&mut rest);
+        if n > 0 {
+            self.counters.add_shutdown(n as u64);
+        }
     }
 }
 
@@ -172,7 +183,8 @@ mod tests {
 
     #[test]
     fn a_ring_passes_spans_in_order_and_refuses_when_full() {
-        let ring = Ring::new(4);
+        let counters = Arc::new(Counters::default());
+        let ring = Ring::new(4, counters.clone());
         let mut seen = 0;
         let span = |name: &'static str| Box::new(crate::model::event::test_span(name));
         let mut half = vec![];
@@ -193,12 +205,13 @@ mod tests {
         assert_eq!(names, ["a", "b", "c", "d"]);
         assert!(ring.push(span("f"), &mut seen).is_ok(), "room again after the drain");
         drop(ring); // frees the undrained "f"
+        assert_eq!(counters.snapshot().dropped.shutdown, 1, "and counts it");
     }
 
     #[test]
     fn the_registry_forgets_a_closed_ring_once_drained() {
         let rings = Rings::default();
-        let ring = Arc::new(Ring::new(4));
+        let ring = Arc::new(Ring::new(4, Arc::default()));
         rings.register(ring.clone());
         let mut seen = 0;
         ring.push(Box::new(crate::model::event::test_span("last")), &mut seen).unwrap();

@@ -100,7 +100,7 @@ impl Local {
         match self.bindings.iter().position(|b| Arc::ptr_eq(&b.agent, agent)) {
             Some(i) => self.bindings[..=i].rotate_right(1),
             None => {
-                let ring = Arc::new(Ring::new(agent.config.max_queue_size));
+                let ring = Arc::new(Ring::new(agent.config.max_queue_size, agent.inlet.counters.clone()));
                 agent.inlet.rings.register(ring.clone());
                 self.bindings.insert(0, Binding { agent: agent.clone(), ring });
                 self.bindings.truncate(BINDINGS);
@@ -204,5 +204,35 @@ mod tests {
         assert_eq!(inner.inlet.rings.registered(), 0, "no thread registered a ring with the dead agent");
         assert_eq!(inner.inlet.counters.snapshot().dropped.shutdown, 200, "every late span counted");
         drop((ctx, tx));
+    }
+
+    #[test]
+    fn spans_a_bound_thread_ends_after_the_shutdown_are_counted_when_its_ring_is_freed() {
+        use std::sync::mpsc::channel;
+        let agent = crate::Agent::builder().sink(crate::report::MemorySink::new()).build().unwrap();
+        let counters = agent.inner.inlet.counters.clone();
+        let tx = agent.transaction("outlived").start();
+        let ctx = tx.context();
+        let (bound, is_bound) = channel();
+        let (go, wait) = channel::<()>();
+        let worker = std::thread::spawn(move || {
+            ctx.in_scope(|| {
+                crate::Span::start("before").end();
+                bound.send(()).unwrap();
+                wait.recv().unwrap();
+                // The ring is still bound here: these go into it, after the agent's final drain.
+                (0..10).for_each(|_| crate::Span::start("late").end());
+            })
+        });
+        is_bound.recv().unwrap();
+        drop(agent);
+        go.send(()).unwrap();
+        worker.join().unwrap();
+        drop(tx);
+        let stats = counters.snapshot();
+        assert_eq!(stats.queued, 1, "the early span");
+        // The ten late spans once their ring was freed, and the transaction, which ended after
+        // the shutdown too.
+        assert_eq!(stats.dropped.shutdown, 11);
     }
 }
