@@ -270,6 +270,26 @@ mod tests {
     }
 
     #[test]
+    fn the_container_and_pod_found_go_where_the_intake_schema_wants_them() {
+        let dir = std::env::temp_dir().join(format!("apm-metadata-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cgroup = dir.join("cgroup");
+        let line = "9:freezer:/kubepods.slice/kubepods-pod22949dce_fd8b_11ea_8ede_98f2b32c645c.slice/docker-b15a5bdedd2e7645c3be271364324321b908314e4c77857bbfd32a041148c07f.scope";
+        std::fs::write(&cgroup, line).unwrap();
+        let host = Host { cgroup, mountinfo: dir.join("absent"), env: |_| None };
+        let metadata = Metadata::collect_on(&Config::builder().build().unwrap(), &host, Some("builder"));
+        let json = serde_json::to_value(&metadata).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let system = &json["system"];
+        assert_eq!(system["container"]["id"], "b15a5bdedd2e7645c3be271364324321b908314e4c77857bbfd32a041148c07f");
+        assert_eq!(system["kubernetes"]["pod"]["uid"], "22949dce-fd8b-11ea-8ede-98f2b32c645c");
+        assert_eq!(system["kubernetes"]["pod"]["name"], system["detected_hostname"]);
+        assert_eq!(json["service"]["agent"]["activation_method"], "builder");
+        let without = serde_json::to_value(metadata.without_activation_method()).unwrap();
+        assert!(without["service"]["agent"].get("activation_method").is_none());
+    }
+
+    #[test]
     fn arguments_are_sent_only_when_asked_for_and_the_title_is_the_executables_name() {
         let default = process_of(Config::builder().build().unwrap());
         assert!(default.get("argv").is_none(), "no argv by default: {default}");
