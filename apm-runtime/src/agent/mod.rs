@@ -15,12 +15,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{CloudProvider, Config, ConfigError};
 use crate::deliver::central_config::Poller;
+use crate::deliver::cloud::Detection;
 use crate::deliver::report::Sink;
 use crate::deliver::reporter::{self, Reporting};
 use crate::deliver::server::ServerInfo;
 use crate::handoff::Stats;
+use crate::model::container::Host;
 use crate::model::metadata::Metadata;
 use crate::record::recorder::{self, Recorder};
 use crate::record::transaction::TransactionBuilder;
@@ -75,6 +77,10 @@ struct Core {
 pub struct AgentBuilder {
     config: Option<Config>,
     sinks: Vec<Box<dyn Sink>>,
+    /// `service.agent.activation_method`: how the application started the agent.
+    activation_method: Option<&'static str>,
+    /// Where the cloud metadata services are: the real ones unless a test says otherwise.
+    cloud_endpoints: Option<crate::deliver::cloud::Endpoints>,
 }
 
 impl AgentBuilder {
@@ -98,6 +104,26 @@ impl AgentBuilder {
     /// ```
     pub fn sink(mut self, sink: impl Sink) -> Self {
         self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// Asks fakes of the cloud metadata services instead of the real ones: for tests only (the
+    /// real addresses are what every cloud uses). Base URLs, for AWS's IMDSv2, GCP's and
+    /// Azure's metadata services.
+    ///
+    /// ```
+    /// let agent = apm_runtime::Agent::builder()
+    ///     .cloud_metadata_endpoints("http://127.0.0.1:9", "http://127.0.0.1:9", "http://127.0.0.1:9")
+    ///     .sink(apm_runtime::report::MemorySink::new())
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(agent);
+    /// ```
+    #[doc(hidden)]
+    pub fn cloud_metadata_endpoints(mut self, aws: &str, gcp: &str, azure: &str) -> Self {
+        let base = |url: &str| url.trim_end_matches('/').to_string();
+        self.cloud_endpoints =
+            Some(crate::deliver::cloud::Endpoints { aws: base(aws), gcp: base(gcp), azure: base(azure) });
         self
     }
 
@@ -135,7 +161,15 @@ impl AgentBuilder {
         }
         crate::record::error::install_panic_hook();
         let (inlet, outlet) = crate::handoff::new(config.max_queue_size);
-        let reporter = reporter::spawn(outlet, sinks, Metadata::collect(&config));
+        // Only an agent that reports to an APM Server asks the cloud about the host: it is for
+        // the server's metadata, and tests with their own sinks must not probe the network.
+        let cloud = (server.is_some() && config.cloud_provider() != CloudProvider::None).then(|| Detection {
+            provider: config.cloud_provider(),
+            endpoints: self.cloud_endpoints.unwrap_or_default(),
+        });
+        let activation = self.activation_method.unwrap_or("builder");
+        let metadata = Metadata::collect_on(&config, &Host::default(), Some(activation));
+        let reporter = reporter::spawn(outlet, sinks, metadata, cloud);
         inlet.connect(reporter.thread());
         let live = Arc::new(ArcSwap::from_pointee(config.clone()));
         let poller = server.map(|server| Poller::spawn(config.clone(), &live, server));
@@ -440,7 +474,9 @@ impl std::fmt::Debug for Agent {
 /// }
 /// ```
 pub fn init() -> Result<Agent, ConfigError> {
-    let agent = Agent::builder().config(Config::from_env()?).build()?;
+    let mut builder = Agent::builder().config(Config::from_env()?);
+    builder.activation_method = Some("init");
+    let agent = builder.build()?;
     agent.install_global();
     Ok(agent)
 }

@@ -271,7 +271,9 @@ getters! {
     /// assert!(apm_runtime::Config::builder().build().unwrap().central_config());
     /// ```
     central_config: bool;
-    /// `ELASTIC_APM_CLOUD_PROVIDER` (default `auto`). Parsed; used once cloud metadata is detected.
+    /// `ELASTIC_APM_CLOUD_PROVIDER` (default `auto`): which cloud metadata service the reporter
+    /// asks about the host before its first request (`auto`: AWS, GCP and Azure at once, for a
+    /// second at most; `none`: no request). Only an agent that reports to an APM Server asks.
     ///
     /// ```
     /// let c = apm_runtime::Config::builder().build().unwrap();

@@ -174,7 +174,7 @@ options! {
     central_config: bool = true, "CENTRAL_CONFIG", parse::boolean, any, show,
         dynamic: false, secret: false, pending: None;
     cloud_provider: CloudProvider = CloudProvider::Auto, "CLOUD_PROVIDER", CloudProvider::parse, any, show,
-        dynamic: false, secret: false, pending: Some("cloud metadata is detected");
+        dynamic: false, secret: false, pending: None;
     log_level: log::LevelFilter = log::LevelFilter::Warn, "LOG_LEVEL", log_level, any, show_log_level,
         dynamic: true, secret: false, pending: None;
     trace_continuation_strategy: TraceContinuationStrategy = TraceContinuationStrategy::Continue,

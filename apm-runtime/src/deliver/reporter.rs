@@ -11,6 +11,9 @@
 //!   thread ends its spans before it submits their transaction, so they are already in its ring.
 //! - A sink that panics loses only what it held unconfirmed (counted as failed sends); the
 //!   reporter goes on with the rest.
+//! - While the cloud's metadata service is being asked (see [`super::cloud`]), drained events
+//!   are held, unwritten, so the first request's metadata line carries `cloud`; the hold ends
+//!   with the answer, the detection's timeout, or a shutdown.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
+use super::cloud::{Detection, Pending};
 use super::report::{Ledger, Sink, SinkContext};
 use crate::handoff::{emptied, Outlet, Spares, BATCH};
 use crate::model::event::{Event, SpanEvent};
@@ -36,8 +40,13 @@ pub(crate) struct Reporting {
 }
 
 /// Starts the reporter thread, draining `outlet` into `sinks` (the first one's deliveries are
-/// counted), with `metadata` opening every request.
-pub(crate) fn spawn(outlet: Outlet, sinks: Vec<Box<dyn Sink>>, metadata: Metadata) -> Reporting {
+/// counted), with `metadata` opening every request, and `cloud` asked first when given.
+pub(crate) fn spawn(
+    outlet: Outlet,
+    sinks: Vec<Box<dyn Sink>>,
+    metadata: Metadata,
+    cloud: Option<Detection>,
+) -> Reporting {
     let (control, control_rx) = crossbeam_channel::unbounded();
     // Sinks that never block may be run by a flushing application thread (see `Delivery`).
     let inline = sinks.iter().all(|sink| sink.never_blocks());
@@ -51,8 +60,10 @@ pub(crate) fn spawn(outlet: Outlet, sinks: Vec<Box<dyn Sink>>, metadata: Metadat
         recycled: Spares::new(),
         batch: Vec::new(),
         events: Vec::new(),
+        cloud: None,
+        held: Vec::new(),
     }));
-    let reporter = Reporter { control: control_rx, woken, delivery: delivery.clone() };
+    let reporter = Reporter { control: control_rx, woken, delivery: delivery.clone(), cloud };
     let handle = std::thread::Builder::new()
         .name("apm-reporter".into())
         .spawn(move || reporter.run())
@@ -167,6 +178,8 @@ struct Reporter {
     /// Set by the application's side when a queue is half full (see `Inlet::wake`).
     woken: Arc<AtomicBool>,
     delivery: Arc<Mutex<Delivery>>,
+    /// The cloud metadata to ask for, on this thread's start.
+    cloud: Option<Detection>,
 }
 
 /// Everything a drain needs: the queues' consuming ends, the sinks, and the buffers reused from
@@ -190,6 +203,10 @@ struct Delivery {
     /// Reused buffers for one drain: what it writes, and what the channel held.
     batch: Vec<Event>,
     events: Vec<Event>,
+    /// The cloud metadata detection under way, if any: until it ends, drained events wait in
+    /// `held`.
+    cloud: Option<Pending>,
+    held: Vec<Event>,
 }
 
 /// Every handle to the agent is gone.
@@ -207,7 +224,11 @@ enum After {
 }
 
 impl Reporter {
-    fn run(self) {
+    fn run(mut self) {
+        if let Some(detection) = self.cloud.take() {
+            // Started here, not in `init()`: the requests' threads are the reporter's business.
+            self.delivery.lock().unwrap_or_else(|e| e.into_inner()).cloud = Some(detection.start());
+        }
         loop {
             let (after, ack) = match self.next_control() {
                 // Woken early (a queue is half full), or the poll interval passed.
@@ -277,7 +298,7 @@ impl Delivery {
         DELIVERING.with(|d| d.set(true));
         let _delivering = Delivering;
         let failed_before = self.ledger.counters.failed();
-        self.drain();
+        self.drain(after);
         each_sink(&mut self.sinks, &self.metadata, &self.ledger, |sink, c| match after {
             After::Tick => sink.tick(c),
             After::Flush(deadline) => sink.flush(c, deadline),
@@ -287,19 +308,49 @@ impl Delivery {
             // Nothing will confirm them any more.
             self.ledger.fail_unconfirmed();
         }
-        self.ledger.unconfirmed.get() == 0 && self.ledger.counters.failed() == failed_before
+        self.held.is_empty() && self.ledger.unconfirmed.get() == 0 && self.ledger.counters.failed() == failed_before
+    }
+
+    /// Whether events may be written: the cloud metadata detection, if any, has ended. A flush
+    /// waits for it until its deadline; a shutdown gives up on it rather than lose events.
+    fn metadata_ready(&mut self, after: After) -> bool {
+        let Some(pending) = self.cloud.take() else { return true };
+        let until = match after {
+            After::Tick => Instant::now(),
+            After::Flush(deadline) | After::Shutdown(deadline) => deadline,
+        };
+        match pending.wait_until(until) {
+            Ok(cloud) => self.metadata.set_cloud(cloud),
+            Err(_) if matches!(after, After::Shutdown(_)) => {}
+            Err(still) => {
+                self.cloud = Some(still);
+                return false;
+            }
+        }
+        true
     }
 
     /// Writes everything queued so far, including before a flush request. Transactions and
     /// errors are taken first and written last: every span a thread ended before it submitted
     /// its transaction is then in that thread's ring, so it is written before the transaction.
-    fn drain(&mut self) {
+    fn drain(&mut self, after: After) {
         self.events.extend(self.outlet.queue.try_iter());
         let mut batch = std::mem::take(&mut self.batch);
         let n = self.outlet.rings.drain(&mut batch);
         self.ledger.counters.add_queued(n as u64);
         // Spans first, then what the channel held.
         batch.append(&mut self.events);
+        if !self.metadata_ready(after) {
+            // Drained all the same, so the application's queues never fill while we wait.
+            self.held.append(&mut batch);
+            self.batch = batch;
+            return;
+        }
+        if !self.held.is_empty() {
+            // What was held goes first, in the order it was drained.
+            self.held.append(&mut batch);
+            std::mem::swap(&mut batch, &mut self.held);
+        }
         write_all(&mut self.sinks, &self.metadata, &self.ledger, &batch);
         for event in batch.drain(..) {
             if let Event::Span(span) = event {

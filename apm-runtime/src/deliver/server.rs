@@ -4,7 +4,7 @@
 //! what it needs from sampled ones and the spans' metrics), so agents stop sending them once
 //! they know the server is that new; before they know, or with an older server, they send them.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 /// The APM Server's major version, learned once; shared by the prober and the intake sink.
@@ -12,6 +12,8 @@ use std::time::Duration;
 pub(crate) struct ServerInfo {
     /// 0 until a probe succeeded.
     major: AtomicU32,
+    /// Exactly 8.7.0: the one version that must not get `service.agent.activation_method`.
+    is_8_7_0: AtomicBool,
 }
 
 impl ServerInfo {
@@ -25,6 +27,12 @@ impl ServerInfo {
         self.major.load(Ordering::Relaxed) >= 8
     }
 
+    /// Whether the metadata must leave out `service.agent.activation_method` (APM Server 8.7.0
+    /// mishandles it; unknown and other versions get it).
+    pub(crate) fn refuses_activation_method(&self) -> bool {
+        self.is_8_7_0.load(Ordering::Relaxed)
+    }
+
     /// Asks the server its version (`GET /`); `true` once known.
     pub(crate) fn probe(&self, client: &ureq::Agent, server_url: &str, auth: Option<&str>, timeout: Duration) -> bool {
         let mut request = client.get(server_url);
@@ -36,8 +44,9 @@ impl ServerInfo {
             .ok()
             .filter(|r| r.status().is_success())
             .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .and_then(|body| major_version(&body));
-        if let Some(major) = version {
+            .and_then(|body| version(&body));
+        if let Some((major, minor, patch)) = version {
+            self.is_8_7_0.store((major, minor, patch) == (8, 7, Some(0)), Ordering::Relaxed);
             self.major.store(major, Ordering::Relaxed);
             crate::diagnostics::info!("the APM Server's major version is {major}");
         }
@@ -46,9 +55,20 @@ impl ServerInfo {
 }
 
 /// The major version in an APM Server's `GET /` answer (`{"version": "8.15.0", …}`).
+#[cfg(test)]
 fn major_version(body: &str) -> Option<u32> {
+    version(body).map(|(major, _, _)| major)
+}
+
+/// The major, minor and patch (when plain digits) of an APM Server's `GET /` answer.
+fn version(body: &str) -> Option<(u32, u32, Option<u32>)> {
     let json: serde_json::Value = serde_json::from_str(body).ok()?;
-    json.get("version")?.as_str()?.split('.').next()?.trim().parse().ok().filter(|&m| m > 0)
+    let mut parts = json.get("version")?.as_str()?.trim().split('.');
+    let major = parts.next()?.parse().ok().filter(|&m| m > 0)?;
+    let minor = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    // `8.7.0-SNAPSHOT` is not 8.7.0.
+    let patch = parts.next().and_then(|p| p.parse().ok());
+    Some((major, minor, patch))
 }
 
 #[cfg(test)]
@@ -61,6 +81,9 @@ mod tests {
         assert_eq!(major_version(r#"{"version":"7.17.0"}"#), Some(7));
         assert_eq!(major_version(r#"{"ok":{"version":"7.1.0"}}"#), None, "6.x nested it; treated as unknown");
         assert_eq!(major_version("not json"), None);
+        assert_eq!(version(r#"{"version":"8.7.0"}"#), Some((8, 7, Some(0))));
+        assert_eq!(version(r#"{"version":"8.7.1"}"#), Some((8, 7, Some(1))));
+        assert_eq!(version(r#"{"version":"8.7.0-SNAPSHOT"}"#), Some((8, 7, None)));
         let info = ServerInfo::default();
         assert!(!info.known() && !info.drops_unsampled());
         info.major.store(8, Ordering::Relaxed);

@@ -5,6 +5,7 @@
 //! knows where an event goes. The record side builds events, the deliver side encodes them.
 
 pub(crate) mod clock;
+pub(crate) mod container;
 pub(crate) mod event;
 pub(crate) mod ids;
 pub(crate) mod metadata;

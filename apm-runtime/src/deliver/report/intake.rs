@@ -368,7 +368,12 @@ impl Sink for IntakeSink {
             None => {
                 let mut body = GzEncoder::new(Vec::with_capacity(16 * 1024), Compression::fast());
                 self.line.clear();
-                ctx.write_metadata_line(&mut self.line);
+                if self.server.as_ref().is_some_and(|s| s.refuses_activation_method()) {
+                    let metadata = ctx.metadata().without_activation_method();
+                    crate::model::event::write_metadata_line(&metadata, &mut self.line);
+                } else {
+                    ctx.write_metadata_line(&mut self.line);
+                }
                 let _ = body.write_all(&self.line);
                 Batch { body, events: 0, opened: Instant::now(), unflushed: 0 }
             }
