@@ -10,7 +10,13 @@ use apm_runtime::{Agent, Config, ConfigBuilder};
 use support::intake::{ConfigAnswer, IntakeServer};
 
 fn agent_for(server: &IntakeServer, tweak: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Agent {
-    let config = tweak(Config::builder().service_name("central-test").environment("prod").server_url(server.url()));
+    let config = tweak(
+        Config::builder()
+            .service_name("central-test")
+            .environment("prod")
+            .server_url(server.url())
+            .cloud_provider(apm_runtime::CloudProvider::None),
+    );
     Agent::builder().config(config.build().unwrap()).build().unwrap()
 }
 

@@ -62,7 +62,11 @@ fn flush_is_true_only_when_everything_queued_was_accepted() {
 
     // The server is down: nothing can be accepted, and the flush says so within its timeout.
     let port = IntakeServer::reserve_port();
-    let config = Config::builder().server_url(format!("http://127.0.0.1:{port}")).build().unwrap();
+    let config = Config::builder()
+        .server_url(format!("http://127.0.0.1:{port}"))
+        .cloud_provider(apm_runtime::CloudProvider::None)
+        .build()
+        .unwrap();
     let agent = Agent::builder().config(config).build().unwrap();
     for _ in 0..5 {
         agent.transaction("lost").start().end();
@@ -135,6 +139,8 @@ fn spans_without_a_transaction_are_counted() {
 fn run_child(scenario: &str, env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", "scenario", "--nocapture", "--test-threads=1"]).env("APM_LIFECYCLE_CHILD", scenario);
+    // The loopback intake is the only server here: no cloud metadata service is asked.
+    cmd.env("ELASTIC_APM_CLOUD_PROVIDER", "none");
     for (k, v) in env {
         cmd.env(k, v);
     }

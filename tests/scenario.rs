@@ -13,7 +13,12 @@ use serde_json::Value;
 use support::intake::IntakeServer;
 
 fn agent(service: &str, intake: &IntakeServer) -> Agent {
-    let config = Config::builder().service_name(service).server_url(intake.url()).build().unwrap();
+    let config = Config::builder()
+        .service_name(service)
+        .server_url(intake.url())
+        .cloud_provider(apm_runtime::CloudProvider::None)
+        .build()
+        .unwrap();
     Agent::builder().config(config).build().unwrap()
 }
 

@@ -10,7 +10,16 @@ use support::intake::{Action, IntakeServer};
 
 fn agent_for(url: &str, tweak: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Agent {
     let config =
-        tweak(Config::builder().service_name("transport-test").service_version("1.0").server_url(url)).build().unwrap();
+        // The loopback intake is the only server here: no cloud metadata service is asked.
+        tweak(
+            Config::builder()
+                .service_name("transport-test")
+                .service_version("1.0")
+                .server_url(url)
+                .cloud_provider(apm_runtime::CloudProvider::None),
+        )
+        .build()
+        .unwrap();
     Agent::builder().config(config).build().unwrap()
 }
 

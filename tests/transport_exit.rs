@@ -49,6 +49,7 @@ fn agent_for(url: &str) -> Agent {
     let config = Config::builder()
         .service_name("short-job")
         .server_url(url)
+        .cloud_provider(apm_runtime::CloudProvider::None)
         .api_request_time(Duration::from_secs(60))
         .shutdown_timeout(SHUTDOWN)
         .build()

@@ -40,6 +40,7 @@ fn agent(url: &str) -> Agent {
     let config = Config::builder()
         .service_name("bench")
         .server_url(url)
+        .cloud_provider(apm_runtime::CloudProvider::None)
         .api_request_time(Duration::from_millis(50))
         .server_timeout(Duration::from_secs(30))
         .shutdown_timeout(Duration::from_millis(100))

@@ -124,6 +124,7 @@ fn config_for(url: &str) -> apm_runtime::ConfigBuilder {
     Config::builder()
         .service_name("host-app")
         .server_url(url)
+        .cloud_provider(apm_runtime::CloudProvider::None)
         .secret_token("tls-only-token")
         // A certificate it does not trust is retried like any failed connection until then.
         .shutdown_timeout(Duration::from_secs(1))
