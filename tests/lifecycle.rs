@@ -267,3 +267,32 @@ fn the_default_agent_outlives_its_handle_until_shutdown() {
     let stderr = run_child("keeper", &[]);
     assert!(!stderr.contains("could not be delivered"), "{stderr}");
 }
+
+#[test]
+fn at_info_the_agent_names_itself_its_server_and_every_option_set_with_its_source_and_no_secret() {
+    let intake = IntakeServer::start();
+    let env = [
+        ("ELASTIC_APM_SERVER_URL", intake.url()),
+        ("ELASTIC_APM_SERVICE_NAME", "job".to_string()),
+        ("ELASTIC_APM_LOG_LEVEL", "info".to_string()),
+        ("ELASTIC_APM_SECRET_TOKEN", "hunter2-token".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let stderr = run_child("let-underscore", &env);
+    let started: Vec<&str> = stderr.lines().filter(|l| l.contains(" started: ")).collect();
+    assert_eq!(started.len(), 1, "{stderr}");
+    let line = started[0];
+    assert!(line.contains(&format!("sending to the APM Server at {}", intake.url())), "{line}");
+    assert!(line.contains("service \"job\""), "{line}");
+    for option in [
+        "ELASTIC_APM_LOG_LEVEL=info (environment)",
+        "ELASTIC_APM_SECRET_TOKEN=[REDACTED] (environment)",
+        "ELASTIC_APM_CLOUD_PROVIDER=none (environment)",
+    ] {
+        assert!(line.contains(option), "{option} missing: {line}");
+    }
+    assert!(!stderr.contains("hunter2"), "a secret was printed: {stderr}");
+    // At the default level (warning) the same run says nothing.
+    let quiet = run_child("let-underscore", &env[..3 - 1]);
+    assert!(!quiet.contains(" started: "), "{quiet}");
+}

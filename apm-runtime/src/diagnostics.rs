@@ -21,8 +21,8 @@ pub(crate) enum Level {
     Info,
 }
 
-/// Writes one message: through the application's logger when one is installed (its filters
-/// decide), else on stderr (warnings only: info lines would be noise there).
+/// Writes one message at `ELASTIC_APM_LOG_LEVEL` or above (warnings by default): through the
+/// application's logger when one is installed (its filters decide too), else on stderr.
 pub(crate) fn emit(level: Level, message: std::fmt::Arguments<'_>) {
     let level = match level {
         Level::Warn => log::Level::Warn,
@@ -35,12 +35,12 @@ pub(crate) fn emit(level: Level, message: std::fmt::Arguments<'_>) {
     // are installed), so it tells whether anyone would see a `log` record at all.
     if log::max_level() != log::LevelFilter::Off {
         log::log!(target: TARGET, level, "{message}");
-    } else if level == log::Level::Warn {
+    } else {
         eprintln!("[apm] {message}");
     }
 }
 
-/// An informational line (through the application's logger only).
+/// An informational line (shown with `ELASTIC_APM_LOG_LEVEL=info` or more detailed).
 macro_rules! info {
     ($($arg:tt)*) => {
         $crate::diagnostics::emit($crate::diagnostics::Level::Info, format_args!($($arg)*))
