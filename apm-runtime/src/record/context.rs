@@ -563,6 +563,39 @@ impl Context {
         self.active.as_ref().map(|a| a.parent_id)
     }
 
+    /// The id of the current transaction, if any: with [`Context::trace_id`] and
+    /// [`Context::span_id`], what a log line needs to be joined to its trace (Elastic's log
+    /// correlation: ECS `trace.id`, `transaction.id`, `span.id`).
+    ///
+    /// ```
+    /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
+    /// let tx = agent.transaction("job").start();
+    /// let ctx = tx.context();
+    /// assert_eq!(ctx.transaction_id(), tx.id());
+    /// assert!(apm_runtime::Context::current().transaction_id().is_none());
+    /// ```
+    pub fn transaction_id(&self) -> Option<crate::SpanId> {
+        self.active.as_ref().map(|a| a.tx.id)
+    }
+
+    /// The id of the current span, if the context was captured inside one (not directly under
+    /// the transaction).
+    ///
+    /// ```
+    /// # let agent = apm_runtime::Agent::builder().sink(apm_runtime::report::MemorySink::new()).build().unwrap();
+    /// let tx = agent.transaction("job").start();
+    /// let _active = tx.attach();
+    /// assert!(apm_runtime::Context::current().span_id().is_none(), "directly under the transaction");
+    /// apm_runtime::Span::in_scope("step", || {
+    ///     let ctx = apm_runtime::Context::current();
+    ///     assert!(ctx.span_id().is_some());
+    ///     assert_ne!(ctx.span_id(), ctx.transaction_id());
+    /// });
+    /// ```
+    pub fn span_id(&self) -> Option<crate::SpanId> {
+        self.active.as_ref().map(|a| a.parent_id).filter(|&id| Some(id) != self.transaction_id())
+    }
+
     /// Whether the trace is sampled (recorded in full); `false` for an empty context.
     ///
     /// ```
