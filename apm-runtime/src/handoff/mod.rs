@@ -13,8 +13,11 @@
 //! push, and a full queue drops and counts), [`Outlet`] the reporter's.
 
 pub(crate) mod counters;
+#[cfg(all(test, apm_loom))]
+mod loom_tests;
 pub(crate) mod ring;
 pub(crate) mod spares;
+mod sync;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -18,8 +18,9 @@
 //! - A closed ring (its thread let go of it) is forgotten by the registry once drained: `closed`
 //!   is read before the drain, so a ring closed meanwhile is drained once more next time.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use super::sync::{AtomicBool, AtomicPtr, AtomicUsize, Mutex, Ordering};
 
 use super::Counters;
 use crate::model::event::{Event, SpanEvent};
@@ -71,6 +72,8 @@ impl Ring {
         let half = self.half;
         let mut filling = false;
         if t - *seen_head >= half {
+            // Acquire, pairing with the consumer's release of `head`: the slots it passed were
+            // read, so they may be written again.
             *seen_head = self.head.0.load(Ordering::Acquire);
             if t - *seen_head > self.mask {
                 return Err(span);
@@ -78,6 +81,7 @@ impl Ring {
             filling = t - *seen_head >= half;
         }
         self.slots[t & self.mask].store(Box::into_raw(span), Ordering::Relaxed);
+        // Release: publishes the slot written above (loom: `push_and_drain`).
         self.tail.0.store(t + 1, Ordering::Release);
         Ok(filling)
     }
@@ -93,27 +97,38 @@ impl Ring {
         }
         // SAFETY: `t & mask` is below the slot count, a power of two `mask + 1`.
         unsafe { self.slots.get_unchecked(t & self.mask) }.store(Box::into_raw(span), Ordering::Relaxed);
+        // Release: publishes the slot written above, as in `push`.
         self.tail.0.store(t + 1, Ordering::Release);
         Ok(())
     }
 
     /// Consumer: takes every span published so far.
-    fn drain(&self, out: &mut Vec<Event>) -> usize {
+    pub(super) fn drain(&self, out: &mut Vec<Event>) -> usize {
         let h = self.head.0.load(Ordering::Relaxed);
+        // Acquire, pairing with the producer's release of `tail`: every slot below it is written.
+        // Weakening either side to Relaxed makes loom's `push_and_drain` read an unwritten slot
+        // (seen: a SIGSEGV before this assert existed).
         let t = self.tail.0.load(Ordering::Acquire);
         for i in h..t {
             let p = self.slots[i & self.mask].load(Ordering::Relaxed);
+            // Under loom, a slot read before its write was published shows as null (first lap).
+            #[cfg(apm_loom)]
+            assert!(!p.is_null(), "a slot was read before the producer's write of it was published");
             // SAFETY: slots in `head..tail` hold pointers from `Box::into_raw` that the producer
             // published (release of `tail`, acquired above) and will not touch again until
             // `head` passes them.
             out.push(Event::Span(unsafe { Box::from_raw(p) }));
         }
+        // Release: the producer's acquire of `head` (in `push`) then sees the slots read, before
+        // it writes them again.
         self.head.0.store(t, Ordering::Release);
         t - h
     }
 
     /// Producer: lets go of the ring (its thread exits, or binds another agent's ring).
     pub(crate) fn close(&self) {
+        // Release: pairs with the registry's acquire in `Rings::drain` (loom:
+        // `a_closed_ring_is_drained_then_forgotten`).
         self.closed.store(true, Ordering::Release);
     }
 
@@ -168,7 +183,8 @@ impl Rings {
         let mut rings = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut n = 0;
         rings.retain(|ring| {
-            // Read `closed` first: a ring closed after this read is drained again next time.
+            // Read `closed` first: a ring closed after this read is drained again next time; one
+            // closed before it had its last push published first (release/acquire on `closed`).
             let closed = ring.closed.load(Ordering::Acquire);
             n += ring.drain(out);
             !(closed && ring.is_empty())
