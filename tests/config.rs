@@ -474,8 +474,8 @@ fn bad_values_in_the_real_environment_warn_and_the_agent_runs() {
             "[apm] invalid ELASTIC_APM_TRANSACTION_SAMPLE_RATE=\"lots\": expected a number; using the default 1",
             "[apm] ELASTIC_APM_SERVCE_NAME is not an option of this agent (did you mean ELASTIC_APM_SERVICE_NAME?); \
              ignoring it",
-            "[apm] read but not used by this version yet: ELASTIC_APM_CAPTURE_BODY (used once an HTTP server \
-             integration (tower, axum) lands)",
+            "[apm] read but not used by this version yet: ELASTIC_APM_CAPTURE_BODY (used once the tower layer \
+             captures request bodies)",
         ]
     );
     assert!(!stderr.contains("kéy"));

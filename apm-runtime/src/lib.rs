@@ -49,10 +49,11 @@ pub use config::{
 };
 pub use deliver::report;
 pub use handoff::{Dropped, Stats};
-pub use model::event::{ErrorEvent, Event, LabelValue, Outcome, SpanEvent, TransactionEvent};
+pub use model::event::{ErrorEvent, Event, LabelValue, Outcome, SpanEvent, TransactionEvent, User};
 pub use model::ids::{SpanId, TraceId};
 pub use model::metadata::Metadata;
 pub use record::context::{Context, ContextGuard, WithContext};
+pub use record::current::{current_transaction, CurrentTransaction};
 pub use record::error::capture_error;
 pub use record::span::{Span, SpanBuilder};
 pub use record::transaction::{Transaction, TransactionBuilder};

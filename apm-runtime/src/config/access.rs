@@ -204,40 +204,40 @@ getters! {
     /// assert!(c.span_compression_same_kind_max_duration().is_zero());
     /// ```
     span_compression_same_kind_max_duration: Duration;
-    /// `ELASTIC_APM_CAPTURE_HEADERS` (default `true`, dynamic). Parsed; used once an HTTP server
-    /// integration lands (the reqwest integration records response headers, sanitized, today).
+    /// `ELASTIC_APM_CAPTURE_HEADERS` (default `true`, dynamic): the tower layer records request
+    /// and response headers (sensitive values `[REDACTED]`) only when it is on.
     ///
     /// ```
     /// assert!(apm_runtime::Config::builder().build().unwrap().capture_headers());
     /// ```
     capture_headers: bool;
-    /// `ELASTIC_APM_CAPTURE_BODY` (default `off`, dynamic). Parsed; used once an HTTP server
-    /// integration lands.
+    /// `ELASTIC_APM_CAPTURE_BODY` (default `off`, dynamic). Parsed; used once the tower layer
+    /// captures request bodies (it records headers, not bodies, today).
     ///
     /// ```
     /// let c = apm_runtime::Config::builder().build().unwrap();
     /// assert_eq!(c.capture_body(), apm_runtime::CaptureBody::Off);
     /// ```
     capture_body: CaptureBody;
-    /// `ELASTIC_APM_SANITIZE_FIELD_NAMES` (default Elastic's list, dynamic): header and field
-    /// names whose values are recorded as `[REDACTED]`. Parsed; header capture applies Elastic's
-    /// default list today and reads this once it is wired.
+    /// `ELASTIC_APM_SANITIZE_FIELD_NAMES` (default Elastic's list, dynamic): header and form
+    /// field names whose values are recorded as `[REDACTED]` (incoming requests, responses, and
+    /// the reqwest integration's response headers).
     ///
     /// ```
     /// let c = apm_runtime::Config::builder().build().unwrap();
     /// assert!(c.sanitize_field_names().iter().any(|w| w.matches("X-Auth-Token")));
     /// ```
     sanitize_field_names: &[Wildcard] => as_slice;
-    /// `ELASTIC_APM_TRANSACTION_IGNORE_URLS` (default none, dynamic): request paths that start
-    /// no transaction. Parsed; used once an HTTP server integration lands.
+    /// `ELASTIC_APM_TRANSACTION_IGNORE_URLS` (default none, dynamic): request paths for which
+    /// the tower layer starts no transaction (health checks).
     ///
     /// ```
     /// let c = apm_runtime::Config::builder().transaction_ignore_urls(["/health*"]).build().unwrap();
     /// assert!(c.transaction_ignore_urls()[0].matches("/healthz"));
     /// ```
     transaction_ignore_urls: &[Wildcard] => as_slice;
-    /// `ELASTIC_APM_USE_PATH_AS_TRANSACTION_NAME` (default `false`): name transactions
-    /// `GET /the/path` when no route is known. Parsed; used once an HTTP server integration lands.
+    /// `ELASTIC_APM_USE_PATH_AS_TRANSACTION_NAME` (default `false`): the tower layer names
+    /// transactions `GET /the/path` when no route is known, instead of `GET unknown route`.
     ///
     /// ```
     /// assert!(!apm_runtime::Config::builder().build().unwrap().use_path_as_transaction_name());

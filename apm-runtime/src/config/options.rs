@@ -96,7 +96,6 @@ macro_rules! options {
 
 const STACK_TRACES: Option<&str> = Some("stack traces are captured");
 const COMPRESSION: Option<&str> = Some("span compression lands");
-const HTTP_SERVER: Option<&str> = Some("an HTTP server integration (tower, axum) lands");
 const METRICS: Option<&str> = Some("metrics are reported");
 
 options! {
@@ -155,16 +154,15 @@ options! {
     span_compression_same_kind_max_duration: Duration = Duration::ZERO, "SPAN_COMPRESSION_SAME_KIND_MAX_DURATION",
         parse::duration, any, show_duration, dynamic: true, secret: false, pending: COMPRESSION;
     capture_headers: bool = true, "CAPTURE_HEADERS", parse::boolean, any, show,
-        dynamic: true, secret: false, pending: HTTP_SERVER;
+        dynamic: true, secret: false, pending: None;
     capture_body: CaptureBody = CaptureBody::Off, "CAPTURE_BODY", CaptureBody::parse, any, show,
-        dynamic: true, secret: false, pending: HTTP_SERVER;
+        dynamic: true, secret: false, pending: Some("the tower layer captures request bodies");
     sanitize_field_names: Vec<Wildcard> = default_sanitize_field_names(), "SANITIZE_FIELD_NAMES", parse::wildcards,
-        any, show_wildcards, dynamic: true, secret: false,
-        pending: Some("header capture reads it (it applies Elastic's default list today)");
+        any, show_wildcards, dynamic: true, secret: false, pending: None;
     transaction_ignore_urls: Vec<Wildcard> = Vec::new(), "TRANSACTION_IGNORE_URLS", parse::wildcards, any,
-        show_wildcards, dynamic: true, secret: false, pending: HTTP_SERVER;
+        show_wildcards, dynamic: true, secret: false, pending: None;
     use_path_as_transaction_name: bool = false, "USE_PATH_AS_TRANSACTION_NAME", parse::boolean, any, show,
-        dynamic: false, secret: false, pending: HTTP_SERVER;
+        dynamic: false, secret: false, pending: None;
     metrics_interval: Duration = Duration::from_secs(30), "METRICS_INTERVAL", parse::duration, any, show_duration,
         dynamic: false, secret: false, pending: METRICS;
     disable_metrics: Vec<Wildcard> = Vec::new(), "DISABLE_METRICS", parse::wildcards, any, show_wildcards,

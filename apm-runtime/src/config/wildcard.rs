@@ -47,7 +47,9 @@ impl Wildcard {
     /// ```
     pub fn matches(&self, text: &str) -> bool {
         let folded;
-        let text = if self.case_sensitive {
+        // Header names and most paths are already lowercase ASCII: matched as they are, with
+        // no allocation (the tower layer checks every header against every pattern).
+        let text = if self.case_sensitive || (text.is_ascii() && !text.bytes().any(|b| b.is_ascii_uppercase())) {
             text
         } else {
             folded = text.to_lowercase();

@@ -249,9 +249,218 @@ pub struct TransactionEvent {
     pub(crate) spans_started: u32,
     pub(crate) spans_dropped: u32,
     pub(crate) labels: Labels,
+    /// `context.request`, `response`, `user` and `custom`: boxed, since only transactions of an
+    /// HTTP integration, or whose code set a user or custom context, have any.
+    pub(crate) context: Option<Box<TxContext>>,
     pub(crate) thread: u64,
     /// Spans of other traces this one is linked to (a restarted incoming trace).
     pub(crate) links: Vec<(TraceId, SpanId)>,
+}
+
+/// The parts of a transaction's `context` besides its labels.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TxContext {
+    pub(crate) request: Option<RequestContext>,
+    pub(crate) response: Option<ResponseContext>,
+    pub(crate) user: Option<User>,
+    /// `context.custom`, in the order set; a key set twice keeps its last value.
+    pub(crate) custom: Vec<(String, serde_json::Value)>,
+}
+
+/// `context.request` of an incoming HTTP request, as recorded (already sanitized).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RequestContext {
+    pub(crate) method: String,
+    /// `protocol` as the intake wants it: `http:` or `https:`.
+    pub(crate) protocol: Option<&'static str>,
+    pub(crate) hostname: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) pathname: String,
+    /// The query string without its `?`.
+    pub(crate) search: Option<String>,
+    /// The request line's target as received (path and query, or an absolute URL).
+    pub(crate) raw: String,
+    /// Assembled from the parts above when the host is known.
+    pub(crate) full: Option<String>,
+    pub(crate) http_version: Option<&'static str>,
+    pub(crate) remote_address: Option<String>,
+    /// Empty when `CAPTURE_HEADERS` is off; sensitive values already `[REDACTED]`.
+    pub(crate) headers: Vec<(String, String)>,
+    /// The `Cookie` header's cookies, each value sanitized by its name.
+    pub(crate) cookies: Vec<(String, String)>,
+}
+
+/// `context.response` of an incoming HTTP request.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ResponseContext {
+    pub(crate) status_code: Option<u16>,
+    pub(crate) headers: Vec<(String, String)>,
+    /// Whether the whole response body was sent (`false`: the client went away first).
+    pub(crate) finished: bool,
+    pub(crate) headers_sent: bool,
+}
+
+/// The user a transaction ran for (`context.user`).
+///
+/// ```
+/// let user = apm_runtime::User::default().id("42").email("ada@example.com").username("ada");
+/// assert_eq!(user.id.as_deref(), Some("42"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// The user's id, e.g. a primary key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The user's email address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The user's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The domain the user logged in to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+impl User {
+    /// Sets the id.
+    ///
+    /// ```
+    /// assert_eq!(apm_runtime::User::default().id(7.to_string()).id.unwrap(), "7");
+    /// ```
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Sets the email address.
+    ///
+    /// ```
+    /// assert!(apm_runtime::User::default().email("a@b.c").email.is_some());
+    /// ```
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// Sets the user name.
+    ///
+    /// ```
+    /// assert!(apm_runtime::User::default().username("ada").username.is_some());
+    /// ```
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// Sets the domain.
+    ///
+    /// ```
+    /// assert!(apm_runtime::User::default().domain("corp").domain.is_some());
+    /// ```
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+}
+
+/// Headers as the intake wants them: one key per name, several values as an array.
+struct HeaderMapJson<'a>(&'a [(String, String)]);
+
+impl Serialize for HeaderMapJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut names: Vec<&str> = Vec::with_capacity(self.0.len());
+        for (k, _) in self.0 {
+            if !names.contains(&k.as_str()) {
+                names.push(k);
+            }
+        }
+        let mut map = s.serialize_map(Some(names.len()))?;
+        for name in names {
+            let values: Vec<&str> = self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| truncate(v)).collect();
+            if values.len() == 1 {
+                map.serialize_entry(name, values[0])?;
+            } else {
+                map.serialize_entry(name, &values)?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl Serialize for RequestContext {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Url<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            protocol: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            hostname: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            port: Option<u16>,
+            pathname: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            search: Option<&'a str>,
+            raw: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            full: Option<&'a str>,
+        }
+        #[derive(Serialize)]
+        struct Socket<'a> {
+            remote_address: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            method: &'a str,
+            url: Url<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            http_version: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            socket: Option<Socket<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            headers: Option<HeaderMapJson<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cookies: Option<HeaderMapJson<'a>>,
+        }
+        Wire {
+            method: truncate(&self.method),
+            url: Url {
+                protocol: self.protocol,
+                hostname: self.hostname.as_deref().map(truncate),
+                port: self.port,
+                pathname: truncate(&self.pathname),
+                search: self.search.as_deref().map(truncate),
+                raw: truncate(&self.raw),
+                full: self.full.as_deref().map(truncate),
+            },
+            http_version: self.http_version,
+            socket: self.remote_address.as_deref().map(|remote_address| Socket { remote_address }),
+            headers: (!self.headers.is_empty()).then_some(HeaderMapJson(&self.headers)),
+            cookies: (!self.cookies.is_empty()).then_some(HeaderMapJson(&self.cookies)),
+        }
+        .serialize(s)
+    }
+}
+
+impl Serialize for ResponseContext {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            status_code: Option<u16>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            headers: Option<HeaderMapJson<'a>>,
+            finished: bool,
+            headers_sent: bool,
+        }
+        Wire {
+            status_code: self.status_code,
+            headers: (!self.headers.is_empty()).then_some(HeaderMapJson(&self.headers)),
+            finished: self.finished,
+            headers_sent: self.headers_sent,
+        }
+        .serialize(s)
+    }
 }
 
 impl Serialize for TransactionEvent {
@@ -286,10 +495,44 @@ impl Serialize for TransactionEvent {
             sample_rate: Option<f64>,
             span_count: SpanCount,
             #[serde(skip_serializing_if = "Option::is_none")]
-            context: Option<TagsContext<'a>>,
+            context: Option<FullContext<'a>>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             links: Vec<Link>,
         }
+        #[derive(Serialize)]
+        struct FullContext<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tags: Option<Tags<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            request: Option<&'a RequestContext>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            response: Option<&'a ResponseContext>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            user: Option<&'a User>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            custom: Option<Custom<'a>>,
+        }
+        struct Custom<'a>(&'a [(String, serde_json::Value)]);
+        impl Serialize for Custom<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(Some(self.0.len()))?;
+                for (k, v) in self.0 {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+        let tags = (!self.labels.is_empty()).then_some(Tags(&self.labels));
+        let context = match (&self.context, tags) {
+            (None, None) => None,
+            (ctx, tags) => Some(FullContext {
+                tags,
+                request: ctx.as_ref().and_then(|c| c.request.as_ref()),
+                response: ctx.as_ref().and_then(|c| c.response.as_ref()),
+                user: ctx.as_ref().and_then(|c| c.user.as_ref()),
+                custom: ctx.as_ref().filter(|c| !c.custom.is_empty()).map(|c| Custom(&c.custom)),
+            }),
+        };
         Wire {
             id: self.id,
             trace_id: self.trace_id,
@@ -303,21 +546,10 @@ impl Serialize for TransactionEvent {
             sampled: self.sampled,
             sample_rate: self.sample_rate,
             span_count: SpanCount { started: self.spans_started, dropped: self.spans_dropped },
-            context: TagsContext::new(&self.labels),
+            context,
             links: self.links.iter().map(|&(trace_id, span_id)| Link { trace_id, span_id }).collect(),
         }
         .serialize(s)
-    }
-}
-
-#[derive(Serialize)]
-struct TagsContext<'a> {
-    tags: Tags<'a>,
-}
-
-impl<'a> TagsContext<'a> {
-    fn new(labels: &'a [(Cow<'static, str>, LabelValue)]) -> Option<Self> {
-        (!labels.is_empty()).then_some(TagsContext { tags: Tags(labels) })
     }
 }
 

@@ -51,7 +51,8 @@ pub(crate) fn report(
     culprit: Option<&str>,
     handled: bool,
 ) -> TraceId {
-    let transaction = ErrorTransaction { id: tx.id, name: tx.name.clone(), kind: tx.kind.clone(), sampled: tx.sampled };
+    let transaction =
+        ErrorTransaction { id: tx.id, name: tx.current_name(), kind: tx.kind.clone(), sampled: tx.sampled };
     submit(&tx.agent, tx.trace_id, parent_id, Some(transaction), exception_type, message, culprit, handled)
 }
 
@@ -166,4 +167,25 @@ pub(crate) fn report_panic(tx: &TxShared, parent_id: SpanId, name: &str) {
         let culprit = location.unwrap_or_else(|| name.to_string());
         report(tx, parent_id, "panic", message, Some(&culprit), false);
     }
+}
+
+/// Reports a panic this thread saw under `tx` that no guard reported: one that a
+/// `catch_unwind` inside the traced work stopped (axum's or tower-http's catch-panic layer)
+/// before it could unwind through a span or transaction. Returns whether there was one.
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+pub(crate) fn report_caught_panic(tx: &TxShared, parent_id: SpanId) -> bool {
+    let taken = PANIC
+        .try_with(|p| match p.borrow_mut().as_mut() {
+            Some(rec) if !rec.reported => {
+                rec.reported = true;
+                Some((rec.message.clone(), rec.location.clone()))
+            }
+            _ => None,
+        })
+        .ok()
+        .flatten();
+    let Some((message, location)) = taken else { return false };
+    let culprit = location.unwrap_or_else(|| tx.current_name().into_owned());
+    report(tx, parent_id, "panic", message, Some(&culprit), false);
+    true
 }

@@ -7,6 +7,7 @@
 //! delivery half.
 
 pub(crate) mod context;
+pub(crate) mod current;
 pub(crate) mod error;
 pub(crate) mod producer;
 pub(crate) mod recorder;

@@ -1,48 +1,23 @@
 //! Elastic's `SANITIZE_FIELD_NAMES`: header and field names whose values are never recorded.
 
-/// Elastic's default patterns: `*` matches any run of characters, matching ignores case.
-const DEFAULT_PATTERNS: &[&str] = &[
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "*key",
-    "*token*",
-    "*session*",
-    "*credit*",
-    "*card*",
-    "*auth*",
-    "set-cookie",
-    "*principal*",
-];
+use crate::config::Config;
 
 /// The value recorded in place of a sanitized one.
 pub(crate) const REDACTED: &str = "[REDACTED]";
 
-/// Whether a field called `name` must have its value redacted.
-pub(crate) fn is_sensitive(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    DEFAULT_PATTERNS.iter().any(|p| wildcard(p, &name))
+/// Whether a field called `name` must have its value redacted under `config`'s
+/// `sanitize_field_names` (Elastic's list unless the application set its own).
+pub(crate) fn is_sensitive(config: &Config, name: &str) -> bool {
+    config.sanitize_field_names().iter().any(|w| w.matches(name))
 }
 
-/// Glob match with `*` only (patterns are lowercase ASCII).
-fn wildcard(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
+/// `value`, or `[REDACTED]` when `name` is sensitive.
+pub(crate) fn value<'v>(config: &Config, name: &str, value: &'v str) -> &'v str {
+    if is_sensitive(config, name) {
+        REDACTED
+    } else {
+        value
     }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for middle in &parts[1..parts.len() - 1] {
-        match rest.find(middle) {
-            Some(i) => rest = &rest[i + middle.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 #[cfg(test)]
@@ -51,6 +26,8 @@ mod tests {
 
     #[test]
     fn elastic_default_patterns() {
+        let config = Config::defaults();
+        let is_sensitive = |name: &str| is_sensitive(&config, name);
         for sensitive in [
             "Password",
             "passwd",
@@ -73,5 +50,21 @@ mod tests {
         for fine in ["content-type", "content-length", "x-request-id", "keyboard", "date", "cookie-policy", "secrets"] {
             assert!(!is_sensitive(fine), "{fine}");
         }
+    }
+}
+
+#[cfg(test)]
+mod configured {
+    use super::*;
+
+    #[test]
+    fn the_configured_list_replaces_elastics() {
+        let config = Config::builder().sanitize_field_names(["x-tenant", "(?-i)Cookie"]).build().unwrap();
+        assert!(is_sensitive(&config, "X-Tenant"));
+        assert!(is_sensitive(&config, "Cookie"));
+        assert!(!is_sensitive(&config, "cookie"), "(?-i) makes the pattern case-sensitive");
+        assert!(!is_sensitive(&config, "authorization"), "the default list no longer applies");
+        assert_eq!(value(&config, "x-tenant", "acme"), REDACTED);
+        assert_eq!(value(&config, "accept", "*/*"), "*/*");
     }
 }

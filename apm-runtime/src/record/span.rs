@@ -476,8 +476,8 @@ impl Span {
     }
 
     /// Records the response headers of an HTTP exit span (after [`Span::set_http`]); values of
-    /// sensitive headers (Elastic's `SANITIZE_FIELD_NAMES`: `*auth*`, `set-cookie`, `*token*`, …)
-    /// are replaced by `[REDACTED]`.
+    /// headers whose names match `ELASTIC_APM_SANITIZE_FIELD_NAMES` (by default Elastic's list:
+    /// `*auth*`, `set-cookie`, `*token*`, …) are replaced by `[REDACTED]`.
     ///
     /// ```
     /// let mut span = apm_runtime::Span::start("GET api");
@@ -485,14 +485,13 @@ impl Span {
     /// span.set_response_headers([("content-type", "text/plain"), ("set-cookie", "id=42")]);
     /// ```
     pub fn set_response_headers<'h>(&mut self, headers: impl IntoIterator<Item = (&'h str, &'h str)>) {
-        if let Some(exit) = self.record().and_then(|r| r.more.as_mut()).and_then(|m| m.exit.as_mut()) {
+        let State::Recording(tx, ev) = &mut *self.state else { return };
+        if let Some(exit) = ev.more.as_mut().and_then(|m| m.exit.as_mut()) {
+            // The sanitize list in force (central configuration may have changed it).
+            let config = tx.agent.live.load();
             exit.response_headers = headers
                 .into_iter()
-                .map(|(k, v)| {
-                    let v =
-                        if crate::record::sanitize::is_sensitive(k) { crate::record::sanitize::REDACTED } else { v };
-                    (k.to_string(), v.to_string())
-                })
+                .map(|(k, v)| (k.to_string(), crate::record::sanitize::value(&config, k, v).to_string()))
                 .collect();
         }
     }

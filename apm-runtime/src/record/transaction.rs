@@ -2,11 +2,11 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::TraceContinuationStrategy;
 use crate::model::clock::Stamp;
-use crate::model::event::{Event, LabelValue, Labels, Outcome, TransactionEvent};
+use crate::model::event::{Event, LabelValue, Labels, Outcome, TransactionEvent, TxContext, User};
 use crate::model::ids::{SpanId, TraceId};
 use crate::propagation::{extract, HeaderSource, TraceParent, TraceState};
 use crate::record::context::{thread_tag, Active, Context, ContextGuard};
@@ -38,6 +38,23 @@ pub(crate) struct TxShared {
     /// Spans not recorded because the transaction was past `max_spans`.
     pub(crate) spans_dropped: AtomicU32,
     pub(crate) max_spans: u32,
+    /// What code under the transaction set through [`crate::current_transaction`] (from any
+    /// thread its context reached). Boxed on first use, so transactions nobody touches that way
+    /// carry one null pointer and an unlocked mutex; locked only by those calls and at the end.
+    pub(crate) overrides: Mutex<Option<Box<Overrides>>>,
+}
+
+/// Values set through a [`crate::CurrentTransaction`] handle. They win over what the
+/// transaction's owner set, because the owner is often an integration filling in defaults
+/// (the tower layer's `HTTP 2xx`), while these are the application's explicit word.
+#[derive(Default)]
+pub(crate) struct Overrides {
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) result: Option<Cow<'static, str>>,
+    pub(crate) outcome: Option<Outcome>,
+    pub(crate) labels: Labels,
+    pub(crate) user: Option<User>,
+    pub(crate) custom: Vec<(String, serde_json::Value)>,
 }
 
 impl TxShared {
@@ -67,6 +84,25 @@ impl TxShared {
     /// Reserves one span slot: `false` when the transaction is past `TRANSACTION_MAX_SPANS`.
     pub(crate) fn try_start_span(&self) -> bool {
         self.reserve_spans(1) == 1
+    }
+
+    /// The overrides, made on first use.
+    pub(crate) fn with_overrides<R>(&self, f: impl FnOnce(&mut Overrides) -> R) -> R {
+        let mut guard = self.lock_overrides();
+        f(guard.get_or_insert_with(Box::default))
+    }
+
+    fn lock_overrides(&self) -> MutexGuard<'_, Option<Box<Overrides>>> {
+        // A panic while the lock was held left plain values behind: still usable.
+        self.overrides.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The name as it stands now (renamed through the handle, or as started).
+    pub(crate) fn current_name(&self) -> Cow<'static, str> {
+        match self.lock_overrides().as_ref().and_then(|o| o.name.clone()) {
+            Some(name) => name,
+            None => self.name.clone(),
+        }
     }
 
     fn span_counts(&self) -> (u32, u32) {
@@ -119,6 +155,9 @@ struct TxRecord {
     result: Option<Cow<'static, str>>,
     outcome: Option<Outcome>,
     labels: Labels,
+    /// Request and response context set by an integration (user and custom come through
+    /// [`Overrides`]).
+    context: Option<Box<TxContext>>,
     thread: u64,
     /// The incoming parent when the trace was restarted (`ELASTIC_APM_TRACE_CONTINUATION_STRATEGY`),
     /// sent as a span link so the two traces stay connected.
@@ -247,6 +286,7 @@ impl<'a> TransactionBuilder<'a> {
             spans_reserved: AtomicU32::new(0),
             spans_dropped: AtomicU32::new(0),
             max_spans,
+            overrides: Mutex::new(None),
             agent,
         });
         Transaction {
@@ -257,6 +297,7 @@ impl<'a> TransactionBuilder<'a> {
                 result: None,
                 outcome: None,
                 labels: Vec::new(),
+                context: None,
                 thread: thread_tag(),
                 links,
             }),
@@ -376,6 +417,23 @@ impl Transaction {
         }
     }
 
+    /// The integrations' `context.request` / `context.response`, made on first use; `None` for
+    /// a no-op or unsampled transaction (Elastic sends no context for those).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn context_mut(&mut self) -> Option<&mut TxContext> {
+        let r = self.rec.as_mut().filter(|r| r.shared.sampled)?;
+        Some(r.context.get_or_insert_with(Box::default))
+    }
+
+    /// Whether the result was set (by the owner or through the handle): integrations only fill
+    /// in a result nobody chose.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn has_result(&self) -> bool {
+        self.rec.as_ref().is_some_and(|r| {
+            r.result.is_some() || r.shared.lock_overrides().as_ref().is_some_and(|o| o.result.is_some())
+        })
+    }
+
     /// Sets the outcome from a `Result` and, for `Err`, reports an error event whose parent is
     /// this transaction. What the macros call on a `Result`-returning function.
     ///
@@ -461,9 +519,23 @@ impl Transaction {
 
     fn finish(&mut self) {
         let Some(mut r) = self.rec.take() else { return };
+        let overrides = r.shared.lock_overrides().take();
+        let mut name = r.shared.name.clone();
+        if let Some(o) = overrides {
+            let Overrides { name: o_name, result, outcome, labels, user, custom } = *o;
+            name = o_name.unwrap_or(name);
+            r.result = result.or(r.result);
+            r.outcome = outcome.or(r.outcome);
+            r.labels.extend(labels);
+            if user.is_some() || !custom.is_empty() {
+                let context = r.context.get_or_insert_with(Box::default);
+                context.user = user;
+                context.custom = custom;
+            }
+        }
         if std::thread::panicking() {
             r.outcome = Some(Outcome::Failure);
-            error::report_panic(&r.shared, r.shared.id, &r.shared.name);
+            error::report_panic(&r.shared, r.shared.id, &name);
         }
         let duration = r.start.ms_until(Stamp::now());
         // This thread's unused span slots come back before the spans are counted.
@@ -474,7 +546,7 @@ impl Transaction {
             trace_id: shared.trace_id,
             id: shared.id,
             parent_id: r.parent_id,
-            name: shared.name.clone(),
+            name,
             kind: shared.kind.clone(),
             result: r.result,
             outcome: r.outcome.unwrap_or(Outcome::Success),
@@ -485,6 +557,7 @@ impl Transaction {
             spans_started,
             spans_dropped,
             labels: r.labels,
+            context: r.context,
             thread: r.thread,
             links: r.links,
         })));
