@@ -16,15 +16,14 @@
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use apm_runtime::integrations::reqwest::SendTraced;
 use apm_runtime::integrations::tower::ApmLayer;
-use apm_runtime::report::NdjsonFileSink;
-use apm_runtime::{current_transaction, propagate, span, Agent, Config, User};
+use apm_runtime::{current_transaction, propagate, span, User};
 use apm_toolkit::demo_server::DemoServer;
+use apm_toolkit::service::{listen_addr, ServiceAgent};
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::get;
 use axum::Router;
@@ -45,17 +44,8 @@ fn main() {
 }
 
 fn run() -> Result<(), Box<dyn Error>> {
-    let addr = std::env::var("APM_EXAMPLE_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.to_string());
-    let ndjson = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/apm-axum-service.ndjson");
-    let shipping = std::env::var_os("ELASTIC_APM_SERVER_URL").is_some();
-    let agent = if shipping {
-        apm_runtime::init()?
-    } else {
-        std::fs::create_dir_all(ndjson.parent().expect("a path under target/"))?;
-        let agent = Agent::builder().config(Config::from_env()?).sink(NdjsonFileSink::create(&ndjson)?).build()?;
-        agent.install_global();
-        agent
-    };
+    let addr = listen_addr(DEFAULT_ADDR);
+    let service = ServiceAgent::start("apm-axum-service.ndjson")?;
 
     // The "remote" profile service: answers any path with a small JSON body.
     let profiles = DemoServer::start()?;
@@ -82,10 +72,7 @@ fn run() -> Result<(), Box<dyn Error>> {
 
     // Every request's transaction ended with its response; what the reporter holds goes now.
     drop(profiles);
-    agent.flush(Duration::from_secs(5));
-    let stats = agent.stats();
-    let destination = if shipping { agent.config().server_url().to_string() } else { ndjson.display().to_string() };
-    println!("stopped: {} events sent to {destination}, {} dropped", stats.sent, stats.dropped.total());
+    service.stop();
     Ok(())
 }
 

@@ -17,14 +17,13 @@
 //! SIGTERM) flushes and exits.
 
 use std::error::Error;
-use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use apm_runtime::integrations::reqwest::SendTraced;
-use apm_runtime::report::NdjsonFileSink;
-use apm_runtime::{transaction, Agent, Config, Context};
+use apm_runtime::{transaction, Context};
 use apm_toolkit::demo_server::{DemoServer, Received};
+use apm_toolkit::service::{listen_addr, ServiceAgent};
 use serde_json::Value;
 
 /// Not the suite's 7777: that is where its harness listens.
@@ -38,18 +37,8 @@ fn main() {
 }
 
 fn run() -> Result<(), Box<dyn Error>> {
-    let addr = std::env::var("APM_EXAMPLE_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.to_string());
-    let ndjson = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/apm-w3c-service.ndjson");
-    let shipping = std::env::var_os("ELASTIC_APM_SERVER_URL").is_some();
-    let agent = if shipping {
-        apm_runtime::init()?
-    } else {
-        // Written to a file rather than kept in memory: a service may run for a long time.
-        std::fs::create_dir_all(ndjson.parent().expect("a path under target/"))?;
-        let agent = Agent::builder().config(Config::from_env()?).sink(NdjsonFileSink::create(&ndjson)?).build()?;
-        agent.install_global();
-        agent
-    };
+    let addr = listen_addr(DEFAULT_ADDR);
+    let service = ServiceAgent::start("apm-w3c-service.ndjson")?;
 
     // One client for every callback: the harness answers at once, but a wrong callback URL
     // must not hold a request of the suite for longer than its own 5 s timeout.
@@ -70,10 +59,7 @@ fn run() -> Result<(), Box<dyn Error>> {
 
     // Every transaction ended with its request; what the reporter still holds goes out now.
     drop(server);
-    agent.flush(Duration::from_secs(5));
-    let stats = agent.stats();
-    let destination = if shipping { agent.config().server_url().to_string() } else { ndjson.display().to_string() };
-    println!("stopped: {} events sent to {destination}, {} dropped", stats.sent, stats.dropped.total());
+    service.stop();
     Ok(())
 }
 

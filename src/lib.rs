@@ -3,3 +3,4 @@
 
 pub mod demo_server;
 pub mod scenario;
+pub mod service;

@@ -7,10 +7,9 @@ mod support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use apm_runtime::integrations::tower::ApmLayer;
-use apm_runtime::report::MemorySink;
 use apm_runtime::{current_transaction, propagate, span, Agent, Context, User};
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,7 +17,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
-use support::{flush, memory_agent, named, schemas};
+use support::{memory_agent, named, schemas, wait_for_transactions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -38,20 +37,6 @@ fn serve(rt: &tokio::runtime::Runtime, agent: &Agent, router: Router) -> SocketA
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
-}
-
-/// Waits until the sink holds `n` transactions (the layer ends some after the response went
-/// out, or when the server notices a connection closed).
-fn wait_for_transactions(agent: &Agent, sink: &MemorySink, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        flush(agent);
-        let txs = sink.transactions();
-        if txs.len() >= n || Instant::now() > deadline {
-            return txs;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 async fn user(Path(id): Path<u32>) -> impl IntoResponse {

@@ -13,15 +13,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
-use std::time::{Duration, Instant};
 
 use apm_runtime::integrations::tower::ApmLayer;
-use apm_runtime::report::MemorySink;
 use apm_runtime::{current_transaction, span, Agent};
 use bytes::{Buf, BufMut};
 use futures_util::Stream;
 use serde_json::Value;
-use support::{flush, memory_agent, named, schemas};
+use support::{memory_agent, named, schemas, wait_for_transactions};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
@@ -156,18 +154,6 @@ fn serve(rt: &tokio::runtime::Runtime, agent: &Agent) -> SocketAddr {
             .unwrap()
     });
     addr
-}
-
-fn wait_for_transactions(agent: &Agent, sink: &MemorySink, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        flush(agent);
-        let txs = sink.transactions();
-        if txs.len() >= n || Instant::now() > deadline {
-            return txs;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 async fn client(addr: SocketAddr) -> tonic::client::Grpc<tonic::transport::Channel> {

@@ -95,3 +95,18 @@ pub fn named<'a>(events: &'a [Value], name: &str) -> &'a Value {
     assert_eq!(found.len(), 1, "exactly one event named {name:?} in {events:#?}");
     found[0]
 }
+
+/// Waits until `sink` holds `n` transactions, flushing as it goes (an HTTP layer ends some after
+/// the response went out, or when the server notices a connection closed), for at most 10 s.
+#[allow(dead_code)]
+pub fn wait_for_transactions(agent: &Agent, sink: &MemorySink, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        flush(agent);
+        let txs = sink.transactions();
+        if txs.len() >= n || std::time::Instant::now() > deadline {
+            return txs;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
