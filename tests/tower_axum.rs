@@ -72,6 +72,10 @@ fn a_request_becomes_a_route_named_transaction_continuing_the_trace_with_sanitiz
 
     let txs = wait_for_transactions(&agent, &sink, 1);
     let tx = named(&txs, "GET /users/{id}");
+    // The metadata of every request from now on names the framework that served it.
+    let metadata = serde_json::to_value(apm_runtime::Metadata::collect(agent.config())).unwrap();
+    assert_eq!(metadata["service"]["framework"]["name"], "axum", "{metadata}");
+    schemas().check("metadata", &metadata).unwrap();
     assert_eq!(tx["type"], "request");
     assert_eq!(tx["result"], "HTTP 2xx");
     assert_eq!(tx["outcome"], "success");

@@ -66,8 +66,52 @@ struct Service {
     #[serde(skip_serializing_if = "Option::is_none")]
     node: Option<Node>,
     agent: AgentInfo,
+    #[serde(skip_serializing_if = "Framework::is_unset")]
+    framework: Framework,
     language: NameVersion,
     runtime: NameVersion,
+}
+
+/// `service.framework`: set by a framework integration when it serves its first request, read
+/// each time a metadata line is written (on the reporter thread), so requests sent before the
+/// first one carry none.
+#[derive(Clone, Debug, Default)]
+struct Framework;
+
+impl Framework {
+    fn is_unset(&self) -> bool {
+        FRAMEWORK.load(std::sync::atomic::Ordering::Relaxed) == 0
+    }
+}
+
+impl Serialize for Framework {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let name = FRAMEWORKS[usize::from(FRAMEWORK.load(std::sync::atomic::Ordering::Relaxed))];
+        NameOnly { name }.serialize(s)
+    }
+}
+
+/// The frameworks an integration can report, least specific first (index 0: none yet).
+const FRAMEWORKS: [&str; 4] = ["", "tower", "axum", "tonic"];
+
+/// Which of [`FRAMEWORKS`] serves this process's requests.
+static FRAMEWORK: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Says that `name` (one of [`FRAMEWORKS`]) served a request: `service.framework.name` from
+/// then on. A specific framework (axum, tonic) replaces the generic `tower`; otherwise the first
+/// one seen stays.
+pub(crate) fn set_framework(name: &'static str) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(new) = FRAMEWORKS.iter().position(|&f| f == name).and_then(|i| u8::try_from(i).ok()) else { return };
+    let current = FRAMEWORK.load(Relaxed);
+    if current == 0 || (current == 1 && new > 1) {
+        let _ = FRAMEWORK.compare_exchange(current, new, Relaxed, Relaxed);
+    }
+}
+
+#[derive(Serialize)]
+struct NameOnly<'a> {
+    name: &'a str,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -190,6 +234,7 @@ impl Metadata {
                 environment: config.environment.clone(),
                 node: config.service_node_name.clone().map(|configured_name| Node { configured_name }),
                 agent: AgentInfo { name: AGENT_NAME, version: AGENT_VERSION, activation_method },
+                framework: Framework,
                 language: NameVersion { name: "Rust", version: env!("APM_RUSTC_VERSION") },
                 // No runtime beneath the program: the compiler that built it is what matters.
                 runtime: NameVersion { name: "rust", version: env!("APM_RUSTC_VERSION") },

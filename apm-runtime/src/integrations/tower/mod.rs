@@ -156,6 +156,7 @@ where
             return ApmFuture { inner: self.inner.call(req), state: None };
         };
         let grpc = grpc::is_grpc(req.headers());
+        crate::model::metadata::set_framework(request::framework(&req, grpc));
         let mut tx = TransactionBuilder::new(Some(&rec), request::name(&req, grpc, &config))
             .with_type("request")
             .continue_from(req.headers())

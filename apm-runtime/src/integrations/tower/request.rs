@@ -24,6 +24,18 @@ pub(super) fn name<B>(req: &http::Request<B>, grpc: bool, config: &Config) -> Co
     Cow::Owned(format!("{method} unknown route"))
 }
 
+/// `service.framework.name` for a request this layer serves: tonic for gRPC, axum when axum
+/// routed it, else the tower/hyper stack the layer sits in.
+pub(super) fn framework<B>(req: &http::Request<B>, grpc: bool) -> &'static str {
+    if grpc {
+        "tonic"
+    } else if matched_route(req).is_some() {
+        "axum"
+    } else {
+        "tower"
+    }
+}
+
 #[cfg(feature = "axum")]
 fn matched_route<B>(req: &http::Request<B>) -> Option<&str> {
     req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str())
