@@ -100,6 +100,7 @@ static FRAMEWORK: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new
 /// Says that `name` (one of [`FRAMEWORKS`]) served a request: `service.framework.name` from
 /// then on. A specific framework (axum, tonic) replaces the generic `tower`; otherwise the first
 /// one seen stays.
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
 pub(crate) fn set_framework(name: &'static str) {
     use std::sync::atomic::Ordering::Relaxed;
     let Some(new) = FRAMEWORKS.iter().position(|&f| f == name).and_then(|i| u8::try_from(i).ok()) else { return };
