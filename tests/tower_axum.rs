@@ -10,11 +10,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use apm_runtime::integrations::tower::ApmLayer;
-use apm_runtime::{current_transaction, propagate, span, Agent, Context, User};
+use apm_runtime::{current_transaction, propagate, span, Agent, CaptureBody, Context, User};
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
 use support::{memory_agent, named, schemas, wait_for_transactions};
@@ -190,6 +190,64 @@ fn ignored_urls_headers_off_and_paths_as_names_follow_the_configuration() {
     let headers = &txs[0]["context"]["request"]["headers"];
     assert_eq!(headers["x-tenant"], "[REDACTED]");
     assert_eq!(headers["authorization"], "a", "the configured list replaces Elastic's");
+}
+
+/// Posts three bodies (a form with a password, JSON, and a form to a route that fails) to a
+/// server whose agent has `CAPTURE_BODY` = `mode`; returns the transactions by name.
+fn post_bodies(mode: CaptureBody) -> HashMap<String, Value> {
+    let (agent, sink) = memory_agent(|c| c.capture_body(mode));
+    let rt = runtime();
+    let router = Router::new()
+        .route("/login", post(|body: String| async move { format!("{} bytes", body.len()) }))
+        .route("/orders", post(|body: axum::body::Bytes| async move { format!("{} bytes", body.len()) }))
+        .route("/fail", post(|_: String| async { (StatusCode::INTERNAL_SERVER_ERROR, "no") }))
+        .route("/upload", post(|body: axum::body::Bytes| async move { format!("{} bytes", body.len()) }));
+    let addr = serve(&rt, &agent, router);
+    let client = reqwest::Client::new();
+    let form = "user=ada&password=hunter2&note=two+words%21&tag=a&tag=b";
+    let json = r#"{"item":"book","qty":2}"#;
+    for (path, content_type, body) in [
+        ("/login", "application/x-www-form-urlencoded", form.to_string()),
+        ("/orders", "application/json; charset=utf-8", json.to_string()),
+        ("/fail", "application/x-www-form-urlencoded", "secret=s&reason=test".to_string()),
+        ("/upload", "application/octet-stream", "\u{0}\u{1}binary".to_string()),
+    ] {
+        let r = rt
+            .block_on(
+                client.post(format!("http://{addr}{path}")).header("content-type", content_type).body(body).send(),
+            )
+            .unwrap();
+        drop(rt.block_on(r.bytes()));
+    }
+    let txs = wait_for_transactions(&agent, &sink, 4);
+    schemas().check_ndjson(&sink.ndjson());
+    txs.into_iter().map(|t| (t["name"].as_str().unwrap().to_string(), t)).collect()
+}
+
+#[test]
+fn request_bodies_are_captured_as_capture_body_says_with_form_fields_sanitized() {
+    let body = |txs: &HashMap<String, Value>, name: &str| txs[name]["context"]["request"]["body"].clone();
+
+    let txs = post_bodies(CaptureBody::Off);
+    for name in ["POST /login", "POST /orders", "POST /fail", "POST /upload"] {
+        assert!(body(&txs, name).is_null(), "CAPTURE_BODY=off: {name}: {:#}", txs[name]);
+    }
+
+    let txs = post_bodies(CaptureBody::Transactions);
+    assert_eq!(
+        body(&txs, "POST /login"),
+        serde_json::json!({ "user": "ada", "password": "[REDACTED]", "note": "two words!", "tag": ["a", "b"] })
+    );
+    assert_eq!(body(&txs, "POST /orders"), r#"{"item":"book","qty":2}"#);
+    assert_eq!(body(&txs, "POST /fail"), serde_json::json!({ "secret": "[REDACTED]", "reason": "test" }));
+    assert!(body(&txs, "POST /upload").is_null(), "binary bodies are never kept");
+
+    // `errors`: only the request that failed carries its body.
+    let txs = post_bodies(CaptureBody::Errors);
+    assert!(body(&txs, "POST /login").is_null());
+    assert!(body(&txs, "POST /orders").is_null());
+    assert_eq!(txs["POST /fail"]["outcome"], "failure");
+    assert_eq!(body(&txs, "POST /fail"), serde_json::json!({ "secret": "[REDACTED]", "reason": "test" }));
 }
 
 #[span]

@@ -211,8 +211,8 @@ getters! {
     /// assert!(apm_runtime::Config::builder().build().unwrap().capture_headers());
     /// ```
     capture_headers: bool;
-    /// `ELASTIC_APM_CAPTURE_BODY` (default `off`, dynamic). Parsed; used once the tower layer
-    /// captures request bodies (it records headers, not bodies, today).
+    /// `ELASTIC_APM_CAPTURE_BODY` (default `off`, dynamic): which request bodies the tower layer
+    /// records (text content types, the first 10 000 bytes, form fields sanitized).
     ///
     /// ```
     /// let c = apm_runtime::Config::builder().build().unwrap();

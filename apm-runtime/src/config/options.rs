@@ -156,7 +156,7 @@ options! {
     capture_headers: bool = true, "CAPTURE_HEADERS", parse::boolean, any, show,
         dynamic: true, secret: false, pending: None;
     capture_body: CaptureBody = CaptureBody::Off, "CAPTURE_BODY", CaptureBody::parse, any, show,
-        dynamic: true, secret: false, pending: Some("the tower layer captures request bodies");
+        dynamic: true, secret: false, pending: None;
     sanitize_field_names: Vec<Wildcard> = default_sanitize_field_names(), "SANITIZE_FIELD_NAMES", parse::wildcards,
         any, show_wildcards, dynamic: true, secret: false, pending: None;
     transaction_ignore_urls: Vec<Wildcard> = Vec::new(), "TRANSACTION_IGNORE_URLS", parse::wildcards, any,
@@ -345,11 +345,11 @@ choice! {
     CaptureBody: "off, errors, transactions or all" {
         /// Never (Elastic's default: bodies often hold personal data).
         Off = "off",
-        /// Only for requests that end in an error.
+        /// Only on transactions whose outcome is `failure`.
         Errors = "errors",
-        /// Only on transactions.
+        /// On every transaction.
         Transactions = "transactions",
-        /// On transactions and errors.
+        /// On every transaction (error events do not carry the request context yet).
         All = "all",
     }
 }

@@ -5,6 +5,7 @@
 //! names and nesting match `apm-server`'s schemas while the in-memory layout stays compact.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -284,17 +285,38 @@ pub(crate) struct RequestContext {
     pub(crate) full: Option<String>,
     pub(crate) http_version: Option<&'static str>,
     pub(crate) remote_address: Option<String>,
-    /// Empty when `CAPTURE_HEADERS` is off; sensitive values already `[REDACTED]`.
-    pub(crate) headers: Vec<(String, String)>,
-    /// The `Cookie` header's cookies, each value sanitized by its name.
-    pub(crate) cookies: Vec<(String, String)>,
+    /// `None` when `CAPTURE_HEADERS` is off.
+    pub(crate) headers: Option<Arc<dyn RawHeaders>>,
+    /// The body as the handler read it, under `CAPTURE_BODY`.
+    pub(crate) body: Option<Arc<dyn RawBody>>,
+}
+
+/// Headers as an integration received them, turned into (sanitized) name/value strings only when
+/// the event is encoded, on the reporter thread: stringifying and matching every name against the
+/// sanitize patterns cost more than the rest of a request's recording together
+/// (apm-bench/RESULTS.md, "The tower layer").
+pub(crate) trait RawHeaders: Send + Sync + std::fmt::Debug {
+    /// Every header, sensitive values `[REDACTED]`, in the order received.
+    fn headers(&self) -> Vec<(String, String)>;
+    /// The `Cookie` header's cookies, each value sanitized by its own name (the `Cookie` header
+    /// itself is then redacted whole in [`headers`](Self::headers)).
+    fn cookies(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// A request body kept raw by an integration, rendered (and sanitized) on the reporter thread.
+pub(crate) trait RawBody: Send + Sync + std::fmt::Debug {
+    /// `context.request.body`: a string, or an object of form fields; `None` to send none.
+    /// `failed`: whether the transaction's outcome is failure (`CAPTURE_BODY=errors`).
+    fn render(&self, failed: bool) -> Option<serde_json::Value>;
 }
 
 /// `context.response` of an incoming HTTP request.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ResponseContext {
     pub(crate) status_code: Option<u16>,
-    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) headers: Option<Arc<dyn RawHeaders>>,
     /// Whether the whole response body was sent (`false`: the client went away first).
     pub(crate) finished: bool,
     pub(crate) headers_sent: bool,
@@ -388,8 +410,23 @@ impl Serialize for HeaderMapJson<'_> {
     }
 }
 
-impl Serialize for RequestContext {
+/// A transaction's `context.request`: whether its body is sent depends on its outcome.
+struct RequestJson<'a> {
+    request: &'a RequestContext,
+    failed: bool,
+}
+
+impl Serialize for RequestJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let RequestJson { request: this, failed } = *self;
+        this.serialize_as(failed, s)
+    }
+}
+
+impl RequestContext {
+    fn serialize_as<S: Serializer>(&self, failed: bool, s: S) -> Result<S::Ok, S::Error> {
+        let headers = self.headers.as_ref().map(|h| h.headers()).unwrap_or_default();
+        let cookies = self.headers.as_ref().map(|h| h.cookies()).unwrap_or_default();
         #[derive(Serialize)]
         struct Url<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -421,6 +458,8 @@ impl Serialize for RequestContext {
             headers: Option<HeaderMapJson<'a>>,
             #[serde(skip_serializing_if = "Option::is_none")]
             cookies: Option<HeaderMapJson<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            body: Option<serde_json::Value>,
         }
         Wire {
             method: truncate(&self.method),
@@ -435,8 +474,9 @@ impl Serialize for RequestContext {
             },
             http_version: self.http_version,
             socket: self.remote_address.as_deref().map(|remote_address| Socket { remote_address }),
-            headers: (!self.headers.is_empty()).then_some(HeaderMapJson(&self.headers)),
-            cookies: (!self.cookies.is_empty()).then_some(HeaderMapJson(&self.cookies)),
+            headers: (!headers.is_empty()).then_some(HeaderMapJson(&headers)),
+            cookies: (!cookies.is_empty()).then_some(HeaderMapJson(&cookies)),
+            body: self.body.as_ref().and_then(|b| b.render(failed)),
         }
         .serialize(s)
     }
@@ -444,6 +484,7 @@ impl Serialize for RequestContext {
 
 impl Serialize for ResponseContext {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let headers = self.headers.as_ref().map(|h| h.headers()).unwrap_or_default();
         #[derive(Serialize)]
         struct Wire<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -455,7 +496,7 @@ impl Serialize for ResponseContext {
         }
         Wire {
             status_code: self.status_code,
-            headers: (!self.headers.is_empty()).then_some(HeaderMapJson(&self.headers)),
+            headers: (!headers.is_empty()).then_some(HeaderMapJson(&headers)),
             finished: self.finished,
             headers_sent: self.headers_sent,
         }
@@ -504,7 +545,7 @@ impl Serialize for TransactionEvent {
             #[serde(skip_serializing_if = "Option::is_none")]
             tags: Option<Tags<'a>>,
             #[serde(skip_serializing_if = "Option::is_none")]
-            request: Option<&'a RequestContext>,
+            request: Option<RequestJson<'a>>,
             #[serde(skip_serializing_if = "Option::is_none")]
             response: Option<&'a ResponseContext>,
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -527,7 +568,10 @@ impl Serialize for TransactionEvent {
             (None, None) => None,
             (ctx, tags) => Some(FullContext {
                 tags,
-                request: ctx.as_ref().and_then(|c| c.request.as_ref()),
+                request: ctx
+                    .as_ref()
+                    .and_then(|c| c.request.as_ref())
+                    .map(|request| RequestJson { request, failed: self.outcome == Outcome::Failure }),
                 response: ctx.as_ref().and_then(|c| c.response.as_ref()),
                 user: ctx.as_ref().and_then(|c| c.user.as_ref()),
                 custom: ctx.as_ref().filter(|c| !c.custom.is_empty()).map(|c| Custom(&c.custom)),

@@ -13,7 +13,7 @@
 //! transaction's children.
 //!
 //! ```
-//! use apm_runtime::integrations::tower::ApmLayer;
+//! use apm_runtime::integrations::tower::{ApmLayer, ApmRequestBody};
 //! use apm_runtime::{report::MemorySink, Agent};
 //! use tower_service::Service;
 //!
@@ -23,8 +23,9 @@
 //! let agent = Agent::builder().sink(sink.clone()).build().unwrap();
 //! let _default = agent.set_default(); // ApmLayer::new() takes this agent
 //!
-//! // Any `Service<http::Request<B>, Response = http::Response<_>>`: here a plain function.
-//! let handler = tower_service_fn(|_req: http::Request<()>| async {
+//! // Any `Service<http::Request<ApmRequestBody<B>>, Response = http::Response<_>>` (axum's
+//! // routes and tonic's server take any body): here a plain function.
+//! let handler = tower_service_fn(|_req: http::Request<ApmRequestBody<()>>| async {
 //!     apm_runtime::current_transaction().set_label("cache", "miss");
 //!     Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
 //! });
@@ -48,14 +49,18 @@
 //! # }
 //! ```
 
+mod capture;
 mod grpc;
 mod request;
+
+pub use capture::ApmRequestBody;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
+use crate::config::Config;
 use crate::model::event::Outcome;
 use crate::record::context::Context;
 use crate::record::recorder::{default_recorder, Recorder};
@@ -65,7 +70,7 @@ use crate::record::transaction::{Transaction, TransactionBuilder};
 ///
 /// Usable wherever tower layers are: `axum::Router::layer` (add it last, so it wraps the
 /// routes and sees their `MatchedPath`), `tonic::transport::Server::builder().layer(..)`, or
-/// around any `Service<http::Request<B>>` served by hyper-util.
+/// around any `Service<http::Request<ApmRequestBody<B>>>` served by hyper-util.
 ///
 /// ```
 /// let layer = apm_runtime::integrations::tower::ApmLayer::new();
@@ -132,7 +137,7 @@ impl<S> std::fmt::Debug for ApmService<S> {
 
 impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for ApmService<S>
 where
-    S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S: tower_service::Service<http::Request<ApmRequestBody<ReqBody>>, Response = http::Response<ResBody>>,
     ResBody: http_body::Body,
 {
     type Response = http::Response<ApmBody<ResBody>>;
@@ -153,6 +158,7 @@ where
             })
             .filter(|(r, config)| r.enabled && config.recording() && !request::ignored(&req, config))
         else {
+            let req = req.map(|body| ApmRequestBody::new(body, None));
             return ApmFuture { inner: self.inner.call(req), state: None };
         };
         let grpc = grpc::is_grpc(req.headers());
@@ -161,13 +167,16 @@ where
             .with_type("request")
             .continue_from(req.headers())
             .start();
+        let body = capture::body(&req, &config);
         if let Some(context) = tx.context_mut() {
-            context.request = Some(request::request_context(&req, &config));
+            let raw = body.clone().map(|b| b as Arc<dyn crate::model::event::RawBody>);
+            context.request = Some(request::request_context(&req, &config, raw));
         }
+        let req = req.map(|inner| ApmRequestBody::new(inner, body));
         let context = tx.context();
         // The inner `call` runs under the transaction too: services may start work there.
         let inner = context.in_scope(|| self.inner.call(req));
-        ApmFuture { inner, state: Some(Box::new(State { tx, context, rec, grpc })) }
+        ApmFuture { inner, state: Some(Box::new(State { tx, context, config, grpc })) }
     }
 }
 
@@ -176,7 +185,8 @@ where
 struct State {
     tx: Transaction,
     context: Context,
-    rec: Arc<Recorder>,
+    /// The configuration in force when the request came: its response is recorded by it too.
+    config: Arc<Config>,
     grpc: bool,
 }
 
@@ -239,7 +249,7 @@ where
             Ok(res) => {
                 let status = res.status();
                 if let Some(context) = state.tx.context_mut() {
-                    context.response = Some(request::response_context(&res, &state.rec.live.load()));
+                    context.response = Some(request::response_context(&res, &state.config));
                 }
                 if state.grpc {
                     // A trailers-only response (an error before any message) has its status here.

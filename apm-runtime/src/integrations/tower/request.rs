@@ -2,10 +2,11 @@
 //! `context.request` and `context.response`, and its result.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
+use super::capture;
 use crate::config::Config;
-use crate::model::event::{Outcome, RequestContext, ResponseContext};
-use crate::record::sanitize;
+use crate::model::event::{Outcome, RawBody, RequestContext, ResponseContext};
 
 /// Elastic's name for a request whose route is not known (naming by the raw path would make one
 /// transaction group per id in Kibana).
@@ -73,7 +74,11 @@ pub(super) fn outcome(status: http::StatusCode) -> Outcome {
 }
 
 /// The request's `context.request`.
-pub(super) fn request_context<B>(req: &http::Request<B>, config: &Config) -> RequestContext {
+pub(super) fn request_context<B>(
+    req: &http::Request<B>,
+    config: &Arc<Config>,
+    body: Option<Arc<dyn RawBody>>,
+) -> RequestContext {
     let uri = req.uri();
     let headers = req.headers();
     let header = |name: http::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
@@ -116,16 +121,16 @@ pub(super) fn request_context<B>(req: &http::Request<B>, config: &Config) -> Req
         full,
         http_version: http_version(req.version()),
         remote_address: remote_address(req),
-        headers: captured_headers(headers, config),
-        cookies: if config.capture_headers() { cookies(headers, config) } else { Vec::new() },
+        headers: capture::headers(headers, config),
+        body,
     }
 }
 
 /// The response's `context.response`, before its body is sent.
-pub(super) fn response_context<B>(res: &http::Response<B>, config: &Config) -> ResponseContext {
+pub(super) fn response_context<B>(res: &http::Response<B>, config: &Arc<Config>) -> ResponseContext {
     ResponseContext {
         status_code: Some(res.status().as_u16()),
-        headers: captured_headers(res.headers(), config),
+        headers: capture::headers(res.headers(), config),
         finished: false,
         headers_sent: true,
     }
@@ -151,34 +156,4 @@ fn remote_address<B>(req: &http::Request<B>) -> Option<String> {
         return Some(info.0.ip().to_string());
     }
     req.extensions().get::<std::net::SocketAddr>().map(|a| a.ip().to_string())
-}
-
-/// Every header, sensitive values `[REDACTED]`; none when `CAPTURE_HEADERS` is off. The
-/// `Cookie` header is redacted whole: its cookies are recorded one by one in `cookies`, where
-/// each name is sanitized on its own.
-fn captured_headers(headers: &http::HeaderMap, config: &Config) -> Vec<(String, String)> {
-    if !config.capture_headers() {
-        return Vec::new();
-    }
-    headers
-        .iter()
-        .map(|(name, value)| {
-            let name = name.as_str();
-            let value = String::from_utf8_lossy(value.as_bytes());
-            let value = if name == "cookie" { sanitize::REDACTED } else { sanitize::value(config, name, &value) };
-            (name.to_string(), value.to_string())
-        })
-        .collect()
-}
-
-fn cookies(headers: &http::HeaderMap, config: &Config) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for value in headers.get_all(http::header::COOKIE) {
-        for pair in String::from_utf8_lossy(value.as_bytes()).split(';') {
-            let Some((name, value)) = pair.split_once('=') else { continue };
-            let name = name.trim();
-            out.push((name.to_string(), sanitize::value(config, name, value.trim()).to_string()));
-        }
-    }
-    out
 }

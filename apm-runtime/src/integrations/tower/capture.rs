@@ -1,0 +1,240 @@
+//! What the layer keeps of a request raw on the handler's thread and turns into the event's
+//! strings only on the reporter thread: the headers (a `HeaderMap` clone, refcounted values) and,
+//! under `CAPTURE_BODY`, the first bytes of the request body as the handler reads them.
+
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::Buf;
+
+use crate::config::{CaptureBody, Config};
+use crate::model::event::{RawBody, RawHeaders};
+use crate::record::sanitize;
+
+/// Elastic's `long_field_max_length` default: the most of a body an event carries.
+const BODY_LIMIT: usize = 10_000;
+
+/// The headers, kept as received with the configuration in force for the request; `None` when
+/// `CAPTURE_HEADERS` is off.
+pub(super) fn headers(headers: &http::HeaderMap, config: &Arc<Config>) -> Option<Arc<dyn RawHeaders>> {
+    config.capture_headers().then(|| Arc::new(Headers { map: headers.clone(), config: config.clone() }) as _)
+}
+
+/// Headers rendered on the reporter thread, sanitized by the request's configuration.
+#[derive(Debug)]
+struct Headers {
+    map: http::HeaderMap,
+    config: Arc<Config>,
+}
+
+impl RawHeaders for Headers {
+    /// Sensitive values `[REDACTED]`; the `Cookie` header is redacted whole: its cookies are
+    /// recorded one by one in `cookies`, where each name is sanitized on its own.
+    fn headers(&self) -> Vec<(String, String)> {
+        self.map
+            .iter()
+            .map(|(name, value)| {
+                let name = name.as_str();
+                let value = String::from_utf8_lossy(value.as_bytes());
+                let value =
+                    if name == "cookie" { sanitize::REDACTED } else { sanitize::value(&self.config, name, &value) };
+                (name.to_string(), value.to_string())
+            })
+            .collect()
+    }
+
+    fn cookies(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for value in self.map.get_all(http::header::COOKIE) {
+            for pair in String::from_utf8_lossy(value.as_bytes()).split(';') {
+                let Some((name, value)) = pair.split_once('=') else { continue };
+                let name = name.trim();
+                out.push((name.to_string(), sanitize::value(&self.config, name, value.trim()).to_string()));
+            }
+        }
+        out
+    }
+}
+
+/// The body being captured for one request, shared by the body wrapper (which appends) and the
+/// event (which renders it once the transaction is sent).
+#[derive(Debug)]
+pub(super) struct Body {
+    bytes: Mutex<Vec<u8>>,
+    form: bool,
+    /// `CAPTURE_BODY=errors`: sent only with a failed transaction.
+    only_failed: bool,
+    config: Arc<Config>,
+}
+
+/// A capture for this request when `CAPTURE_BODY` asks for transaction bodies and its content
+/// type is text Kibana can show (Elastic's `capture_body_content_types` default: forms,
+/// `text/*`, JSON, XML); binary bodies (gRPC, uploads) are never kept.
+pub(super) fn body<B>(req: &http::Request<B>, config: &Arc<Config>) -> Option<Arc<Body>> {
+    let only_failed = match config.capture_body() {
+        CaptureBody::Off => return None,
+        CaptureBody::Errors => true,
+        CaptureBody::Transactions | CaptureBody::All => false,
+    };
+    let content_type = req.headers().get(http::header::CONTENT_TYPE)?.to_str().ok()?.to_ascii_lowercase();
+    let form = content_type.starts_with("application/x-www-form-urlencoded");
+    let text = form
+        || content_type.starts_with("text/")
+        || content_type.starts_with("application/json")
+        || content_type.starts_with("application/xml")
+        || content_type.contains("+json")
+        || content_type.contains("+xml");
+    text.then(|| Arc::new(Body { bytes: Mutex::new(Vec::new()), form, only_failed, config: config.clone() }))
+}
+
+impl Body {
+    fn append(&self, data: &impl Buf) {
+        let mut bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slices = [IoSlice::new(&[]); 16];
+        let n = data.chunks_vectored(&mut slices);
+        for slice in &slices[..n] {
+            let room = BODY_LIMIT - bytes.len();
+            if room == 0 {
+                return;
+            }
+            bytes.extend_from_slice(&slice[..slice.len().min(room)]);
+        }
+    }
+}
+
+impl RawBody for Body {
+    /// A form as an object of its fields, each value sanitized by its name (repeated fields as
+    /// arrays); any other text as a string.
+    fn render(&self, failed: bool) -> Option<serde_json::Value> {
+        if self.only_failed && !failed {
+            return None;
+        }
+        let bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.form {
+            return Some(serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        }
+        let mut fields = serde_json::Map::new();
+        for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &[][..]),
+            };
+            let name = form_decode(name);
+            let value = sanitize::value(&self.config, &name, &form_decode(value)).to_string();
+            match fields.get_mut(&name) {
+                Some(serde_json::Value::Array(values)) => values.push(value.into()),
+                Some(first) => *first = serde_json::Value::Array(vec![first.take(), value.into()]),
+                None => {
+                    fields.insert(name, value.into());
+                }
+            }
+        }
+        Some(serde_json::Value::Object(fields))
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
+fn form_decode(text: &[u8]) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < text.len() => {
+                match std::str::from_utf8(&text[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pin_project_lite::pin_project! {
+    /// The request body an [`ApmService`](super::ApmService) hands to the service it wraps: the
+    /// body as received, read through unchanged. Under `ELASTIC_APM_CAPTURE_BODY` it keeps a copy
+    /// of the first 10 000 bytes the handler reads, for the transaction's
+    /// `context.request.body`. axum's routes and tonic's server accept it as they accept any
+    /// body; a hyper service function under the layer takes `Request<ApmRequestBody<Incoming>>`.
+    ///
+    /// ```
+    /// use apm_runtime::integrations::tower::ApmRequestBody;
+    /// fn is_body<B: http_body::Body>() {}
+    /// is_body::<ApmRequestBody<String>>();
+    /// ```
+    pub struct ApmRequestBody<B> {
+        #[pin]
+        inner: B,
+        capture: Option<Arc<Body>>,
+    }
+}
+
+impl<B> ApmRequestBody<B> {
+    pub(super) fn new(inner: B, capture: Option<Arc<Body>>) -> Self {
+        ApmRequestBody { inner, capture }
+    }
+
+    /// The body as received.
+    ///
+    /// ```
+    /// # fn f(body: apm_runtime::integrations::tower::ApmRequestBody<String>) {
+    /// let original: String = body.into_inner();
+    /// # }
+    /// ```
+    pub fn into_inner(self) -> B {
+        self.inner
+    }
+}
+
+impl<B> std::fmt::Debug for ApmRequestBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApmRequestBody").field("captured", &self.capture.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for ApmRequestBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let (Some(capture), Poll::Ready(Some(Ok(frame)))) = (this.capture.as_ref(), &polled) {
+            if let Some(data) = frame.data_ref() {
+                capture.append(data);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_decode;
+
+    #[test]
+    fn form_fields_are_decoded() {
+        assert_eq!(form_decode(b"a+b%20c%2"), "a b c%2");
+        assert_eq!(form_decode(b"%e2%82%ac%zz"), "€%zz");
+        assert_eq!(form_decode(b"%"), "%");
+    }
+}
