@@ -168,7 +168,7 @@ fn scenario() {
         Ok("no-agent") => {
             short_job();
             short_job();
-            assert!(capture_error("lost").is_none());
+            assert!(capture_error(&std::io::Error::other("lost")).is_none());
         }
         // An outgoing request with no agent: it still goes out, and the fix is named once.
         Ok("no-agent-request") => {

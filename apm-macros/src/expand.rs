@@ -564,17 +564,34 @@ fn span_name(opts: &Options, fn_name: &str) -> TokenStream {
     }
 }
 
-/// `match &out { Ok(_) => ok, Err(e) => fail }`
-fn record_stmts(krate: &Path, target: &syn::Ident, out: &syn::Ident) -> TokenStream {
+/// `match &out { Ok(_) => ok, Err(e) => fail }`. The error's details come from autoref
+/// dispatch, which needs the error type known where it runs: with a return type that names no
+/// concrete type (`Result<impl Display, E>`), the first candidate would be taken for an
+/// inference variable and fail later, so only `Display`/`Debug`/the type name are tried there.
+fn record_stmts(krate: &Path, target: &syn::Ident, out: &syn::Ident, ret: &Type) -> TokenStream {
     let e = syn::Ident::new("__apm_err", Span::mixed_site());
+    let details = if nameable(Some(ret)).is_some() {
+        quote! {
+            #[allow(unused_imports)]
+            use #krate::__private::{
+                ErrViaError as _, ErrViaSendView as _, ErrViaView as _, ErrViaDisplay as _, ErrViaDebug as _,
+                ErrViaTypeName as _,
+            };
+            let __apm_details = (&&&&&&#krate::__private::ErrMsg(#e)).__apm_error_details();
+        }
+    } else {
+        quote! {
+            #[allow(unused_imports)]
+            use #krate::__private::{ErrViaDisplay as _, ErrViaDebug as _, ErrViaTypeName as _};
+            let __apm_details = (&&&#krate::__private::ErrMsg(#e)).__apm_error_details();
+        }
+    };
     quote! {
         match &#out {
             ::core::result::Result::Ok(_) => #krate::__private::record_ok(&mut #target),
             ::core::result::Result::Err(#e) => {
-                #[allow(unused_imports)]
-                use #krate::__private::{ErrViaDisplay as _, ErrViaDebug as _, ErrViaTypeName as _};
-                let __apm_msg = (&&&#krate::__private::ErrMsg(#e)).__apm_error_message();
-                #krate::__private::record_err(&mut #target, #e, __apm_msg);
+                #details
+                #krate::__private::record_err(&mut #target, #e, __apm_details);
             }
         }
     }
@@ -615,7 +632,7 @@ fn instrument_sync(
     match ret {
         Some(r) if is_result(r) => {
             let out = syn::Ident::new("__apm_out", Span::mixed_site());
-            let record = record_stmts(krate, &s, &out);
+            let record = record_stmts(krate, &s, &out, r);
             let run = match nameable(Some(r)) {
                 Some(r) => quote!(#krate::__private::run::<#r, _>),
                 None => quote!(#krate::__private::run),
@@ -657,7 +674,7 @@ fn span_around(
     let record = match ret {
         Some(r) if is_result(r) => {
             let out = syn::Ident::new("__apm_out", Span::mixed_site());
-            let record = record_stmts(krate, &s, &out);
+            let record = record_stmts(krate, &s, &out, r);
             quote!(|mut #s, #out| #record)
         }
         _ => quote!(|_, _| {}),
@@ -719,7 +736,7 @@ fn instrument_async(
         None => body.into_token_stream(),
     };
     let record = if is_result(ret) && nameable(Some(ret)).is_some() {
-        record_stmts(krate, &s, &out)
+        record_stmts(krate, &s, &out, ret)
     } else {
         TokenStream::new()
     };

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
+use crate::record::error::Details;
 use crate::{Context, LabelValue, Outcome, Span, SpanBuilder, Transaction};
 
 /// Calls `f`. Gives a closure an expected return type, so `?` inside the wrapped body of a
@@ -64,7 +65,7 @@ pub trait Instrumentation {
     /// Sets the outcome.
     fn __apm_outcome(&mut self, outcome: Outcome);
     /// Reports the `Err` the instrumented fn returned, under it.
-    fn __apm_returned_error(&self, ty: &str, message: String);
+    fn __apm_returned_error(&self, ty: &str, details: ErrDetails);
     /// Adds a label.
     fn __apm_label(&mut self, key: &'static str, value: LabelValue);
 }
@@ -85,8 +86,8 @@ impl Instrumentation for Span {
     // Handled: the `Err` goes back to the span's caller, which may well handle it. Elastic's
     // spec (specs/agents/error-tracking.md) calls only what escapes uncaught unhandled, and says
     // nothing that would make an error leaving a span so.
-    fn __apm_returned_error(&self, ty: &str, message: String) {
-        self.capture_error_as(ty, message);
+    fn __apm_returned_error(&self, ty: &str, details: ErrDetails) {
+        self.capture_error_as(ty, details.0);
     }
     #[inline]
     fn __apm_label(&mut self, key: &'static str, value: LabelValue) {
@@ -108,8 +109,8 @@ impl<G: Instrumentation + ?Sized> Instrumentation for &mut G {
     fn __apm_outcome(&mut self, outcome: Outcome) {
         (**self).__apm_outcome(outcome)
     }
-    fn __apm_returned_error(&self, ty: &str, message: String) {
-        (**self).__apm_returned_error(ty, message)
+    fn __apm_returned_error(&self, ty: &str, details: ErrDetails) {
+        (**self).__apm_returned_error(ty, details)
     }
     #[inline]
     fn __apm_label(&mut self, key: &'static str, value: LabelValue) {
@@ -132,8 +133,8 @@ impl Instrumentation for Transaction {
     }
     // Unhandled: nothing above the transaction handles it, as an exception escaping a
     // transaction is reported by Elastic's other agents.
-    fn __apm_returned_error(&self, ty: &str, message: String) {
-        self.capture_error_unhandled(ty, message);
+    fn __apm_returned_error(&self, ty: &str, details: ErrDetails) {
+        self.capture_error_unhandled(ty, details.0);
     }
     #[inline]
     fn __apm_label(&mut self, key: &'static str, value: LabelValue) {
@@ -148,12 +149,12 @@ pub fn record_ok<G: Instrumentation>(g: &mut G) {
 }
 
 /// Marks `g` failed and reports `err` (an `Err` was returned): unhandled when it leaves a
-/// transaction, handled when it leaves a span. `message` comes from the [`ErrMsg`] autoref
-/// dispatch: `Display`, else `Debug`, else the type name.
+/// transaction, handled when it leaves a span. `details` comes from the [`ErrMsg`] autoref
+/// dispatch.
 #[inline]
-pub fn record_err<G: Instrumentation, E: ?Sized>(g: &mut G, _err: &E, message: String) {
+pub fn record_err<G: Instrumentation, E: ?Sized>(g: &mut G, _err: &E, details: ErrDetails) {
     g.__apm_outcome(Outcome::Failure);
-    g.__apm_returned_error(std::any::type_name::<E>(), message);
+    g.__apm_returned_error(std::any::type_name::<E>(), details);
 }
 
 /// Adds a label computed by the [`LabelOf`] dispatch.
@@ -162,40 +163,79 @@ pub fn label<G: Instrumentation>(g: &mut G, key: &'static str, value: LabelValue
     g.__apm_label(key, value);
 }
 
-/// Autoref-specialization wrapper for an error value: `(&&&ErrMsg(e)).__apm_error_message()`
-/// picks `Display`, then `Debug`, then the type name.
+/// What an `Err` value says about itself: message and `source()` chain.
+pub struct ErrDetails(pub(crate) Details);
+
+/// Autoref-specialization wrapper for an error value: `(&&&&&&ErrMsg(e)).__apm_error_details()`
+/// picks, most useful first: `std::error::Error` (message and `source()` chain); a
+/// `dyn Error + Send + Sync` view (`anyhow::Error`, `eyre::Report`, `Box<dyn Error + Send +
+/// Sync>`: the chain through the view); a `dyn Error` view (`Box<dyn Error>`); `Display`;
+/// `Debug`; else the type name.
 pub struct ErrMsg<'a, E: ?Sized>(pub &'a E);
 
-/// `Display` errors (preferred).
+/// `std::error::Error` values.
+pub trait ErrViaError {
+    /// What the error says.
+    fn __apm_error_details(&self) -> ErrDetails;
+}
+impl<E: std::error::Error + ?Sized> ErrViaError for &&&&&ErrMsg<'_, E> {
+    fn __apm_error_details(&self) -> ErrDetails {
+        ErrDetails(Details::of_error(self.0))
+    }
+}
+
+/// Values with a `dyn Error + Send + Sync` view.
+pub trait ErrViaSendView {
+    /// What the error says.
+    fn __apm_error_details(&self) -> ErrDetails;
+}
+impl<E: AsRef<dyn std::error::Error + Send + Sync + 'static> + ?Sized> ErrViaSendView for &&&&ErrMsg<'_, E> {
+    fn __apm_error_details(&self) -> ErrDetails {
+        ErrDetails(Details::of_dyn(self.0.as_ref()))
+    }
+}
+
+/// Values with a `dyn Error` view.
+pub trait ErrViaView {
+    /// What the error says.
+    fn __apm_error_details(&self) -> ErrDetails;
+}
+impl<E: AsRef<dyn std::error::Error + 'static> + ?Sized> ErrViaView for &&&ErrMsg<'_, E> {
+    fn __apm_error_details(&self) -> ErrDetails {
+        ErrDetails(Details::of_dyn(self.0.as_ref()))
+    }
+}
+
+/// `Display` values.
 pub trait ErrViaDisplay {
-    /// The error message.
-    fn __apm_error_message(&self) -> String;
+    /// What the error says.
+    fn __apm_error_details(&self) -> ErrDetails;
 }
 impl<E: Display + ?Sized> ErrViaDisplay for &&ErrMsg<'_, E> {
-    fn __apm_error_message(&self) -> String {
-        self.0.to_string()
+    fn __apm_error_details(&self) -> ErrDetails {
+        ErrDetails(Details::message(self.0.to_string()))
     }
 }
 
-/// `Debug` errors.
+/// `Debug` values.
 pub trait ErrViaDebug {
-    /// The error message.
-    fn __apm_error_message(&self) -> String;
+    /// What the error says.
+    fn __apm_error_details(&self) -> ErrDetails;
 }
 impl<E: Debug + ?Sized> ErrViaDebug for &ErrMsg<'_, E> {
-    fn __apm_error_message(&self) -> String {
-        format!("{:?}", self.0)
+    fn __apm_error_details(&self) -> ErrDetails {
+        ErrDetails(Details::message(format!("{:?}", self.0)))
     }
 }
 
-/// Any other error type: only its name.
+/// Any other value: only its type's name.
 pub trait ErrViaTypeName {
-    /// The error message.
-    fn __apm_error_message(&self) -> String;
+    /// What the error says.
+    fn __apm_error_details(&self) -> ErrDetails;
 }
 impl<E: ?Sized> ErrViaTypeName for ErrMsg<'_, E> {
-    fn __apm_error_message(&self) -> String {
-        std::any::type_name::<E>().to_string()
+    fn __apm_error_details(&self) -> ErrDetails {
+        ErrDetails(Details::message(std::any::type_name::<E>().to_string()))
     }
 }
 

@@ -38,14 +38,15 @@ fn fetch<'__apm_life0>(
             ::core::result::Result::Err(__apm_err) => {
                 #[allow(unused_imports)]
                 use ::apm_runtime::__private::{
+                    ErrViaError as _, ErrViaSendView as _, ErrViaView as _,
                     ErrViaDisplay as _, ErrViaDebug as _, ErrViaTypeName as _,
                 };
-                let __apm_msg = (&&&::apm_runtime::__private::ErrMsg(__apm_err))
-                    .__apm_error_message();
+                let __apm_details = (&&&&&&::apm_runtime::__private::ErrMsg(__apm_err))
+                    .__apm_error_details();
                 ::apm_runtime::__private::record_err(
                     &mut __apm_span,
                     __apm_err,
-                    __apm_msg,
+                    __apm_details,
                 );
             }
         }

@@ -10,3 +10,4 @@ pub(crate) mod cloud;
 pub mod report;
 pub(crate) mod reporter;
 pub(crate) mod server;
+pub(crate) mod symbolize;

@@ -25,6 +25,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::cloud::{Detection, Pending};
 use super::report::{Ledger, Sink, SinkContext};
+use crate::deliver::symbolize::Symbolizer;
 use crate::handoff::{emptied, Outlet, Spares, BATCH};
 use crate::model::event::{Event, SpanEvent};
 use crate::model::metadata::Metadata;
@@ -62,6 +63,7 @@ pub(crate) fn spawn(
         events: Vec::new(),
         cloud: None,
         held: Vec::new(),
+        symbols: Symbolizer::new(),
     }));
     let reporter = Reporter { control: control_rx, woken, delivery: delivery.clone(), cloud };
     let handle = std::thread::Builder::new()
@@ -207,6 +209,8 @@ struct Delivery {
     /// `held`.
     cloud: Option<Pending>,
     held: Vec<Event>,
+    /// Resolves the stacks errors and slow spans captured, with its cache.
+    symbols: Symbolizer,
 }
 
 /// Every handle to the agent is gone.
@@ -351,6 +355,7 @@ impl Delivery {
             self.held.append(&mut batch);
             std::mem::swap(&mut batch, &mut self.held);
         }
+        self.symbols.resolve_batch(&mut batch);
         write_all(&mut self.sinks, &self.metadata, &self.ledger, &batch);
         for event in batch.drain(..) {
             if let Event::Span(span) = event {

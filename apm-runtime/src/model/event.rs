@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::model::clock::Stamp;
 use crate::model::ids::{SpanId, TraceId};
 use crate::model::metadata::Metadata;
+use crate::model::stacktrace::{Frame, RawStack};
 
 /// How a transaction or span ended, as Elastic's `outcome` field.
 ///
@@ -845,6 +846,21 @@ pub struct ErrorEvent {
     pub(crate) message: String,
     pub(crate) handled: bool,
     pub(crate) thread: u64,
+    /// `exception.cause`: the `source()` chain, outermost first.
+    pub(crate) causes: Vec<Cause>,
+    /// The stack as captured; the reporter resolves it into `frames` (and, when no culprit was
+    /// given, the culprit) before any sink sees the event.
+    pub(crate) stack: Option<RawStack>,
+    pub(crate) frames: Vec<Frame>,
+}
+
+/// One error of an `exception.cause` chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct Cause {
+    pub(crate) message: String,
+    /// Known only for the error types the agent can recognise behind a `dyn Error`.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub(crate) kind: Option<&'static str>,
 }
 
 /// The transaction an error happened in.
@@ -863,7 +879,13 @@ impl Serialize for ErrorEvent {
             message: &'a str,
             #[serde(rename = "type")]
             kind: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            module: Option<&'a str>,
             handled: bool,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            stacktrace: &'a [Frame],
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            cause: &'a [Cause],
         }
         #[derive(Serialize)]
         struct Tx<'a> {
@@ -896,7 +918,10 @@ impl Serialize for ErrorEvent {
             exception: Exception {
                 message: &self.message,
                 kind: truncate(&self.exception_type),
+                module: crate::model::stacktrace::type_module(&self.exception_type).map(truncate),
                 handled: self.handled,
+                stacktrace: &self.frames,
+                cause: &self.causes,
             },
             transaction: self.transaction.as_ref().map(|t| Tx {
                 name: truncate(&t.name),

@@ -10,4 +10,5 @@ pub(crate) mod event;
 pub(crate) mod ids;
 pub(crate) mod metadata;
 pub(crate) mod span_line;
+pub(crate) mod stacktrace;
 pub(crate) mod thread;

@@ -13,4 +13,5 @@ pub(crate) mod producer;
 pub(crate) mod recorder;
 pub(crate) mod sanitize;
 pub(crate) mod span;
+pub(crate) mod stack;
 pub(crate) mod transaction;

@@ -507,29 +507,29 @@ impl Span {
             Ok(_) => self.set_outcome(Outcome::Success),
             Err(e) => {
                 self.set_outcome(Outcome::Failure);
-                self.capture_error(e);
+                self.capture_error_as(std::any::type_name::<E>(), error::Details::message(e.to_string()));
             }
         }
     }
 
     /// Reports `err` as an error event whose parent is this span (or, when the span is not
-    /// recorded, its surrounding span or transaction).
+    /// recorded, its surrounding span or transaction), as [`crate::capture_error`] does.
     ///
     /// ```
     /// let span = apm_runtime::Span::start("parse");
     /// span.capture_error(&std::io::Error::other("bad input"));
     /// ```
-    pub fn capture_error<E: std::fmt::Display + ?Sized>(&self, err: &E) {
-        self.capture_error_as(std::any::type_name::<E>(), err.to_string());
+    pub fn capture_error<E: std::error::Error + ?Sized>(&self, err: &E) {
+        self.capture_error_as(std::any::type_name::<E>(), error::Details::of_error(err));
     }
 
-    /// Reports an error event with an explicit exception type and message (what the macros
-    /// use for error types that are not `Display`).
-    pub(crate) fn capture_error_as(&self, ty: &str, message: String) {
+    /// Reports an error event with an explicit exception type and what the error says (the
+    /// macros' `Err` values, whatever traits their types have).
+    pub(crate) fn capture_error_as(&self, ty: &str, details: error::Details) {
         let ctx = match &*self.state {
             State::Noop => Context::default(),
             State::Recording(tx, ev) => {
-                error::report(tx, ev.id, ty, message, Some(&ev.name), true);
+                error::report(tx, ev.id, ty, details, None, true);
                 return;
             }
             State::Passthrough(ctx) => ctx.clone(),
@@ -537,10 +537,10 @@ impl Span {
         };
         match &ctx.active {
             Some(a) => {
-                error::report(&a.tx, a.parent_id, ty, message, None, true);
+                error::report(&a.tx, a.parent_id, ty, details, None, true);
             }
             None => {
-                error::report_outside(ty, message, None, true);
+                error::report_outside(ty, details, None, true, None);
             }
         }
     }

@@ -447,37 +447,37 @@ impl Transaction {
             Ok(_) => self.set_outcome(Outcome::Success),
             Err(e) => {
                 self.set_outcome(Outcome::Failure);
-                self.capture_error(e);
+                self.capture_error_as(std::any::type_name::<E>(), error::Details::message(e.to_string()));
             }
         }
     }
 
-    /// Reports `err` as an error event whose parent is this transaction (the exception type is
-    /// `E`'s type name, the message its `Display`).
+    /// Reports `err` as an error event whose parent is this transaction, as
+    /// [`crate::capture_error`] does (type, `source()` chain, the calling thread's stack).
     ///
     /// ```
     /// let tx = apm_runtime::Transaction::start("job");
     /// tx.capture_error(&std::io::Error::other("disk full"));
     /// ```
-    pub fn capture_error<E: std::fmt::Display + ?Sized>(&self, err: &E) {
-        self.capture_error_as(std::any::type_name::<E>(), err.to_string());
+    pub fn capture_error<E: std::error::Error + ?Sized>(&self, err: &E) {
+        self.report_error(std::any::type_name::<E>(), error::Details::of_error(err), true);
     }
 
-    /// Reports an error event with an explicit exception type and message (what the macros
-    /// use for error types that are not `Display`).
-    pub(crate) fn capture_error_as(&self, ty: &str, message: String) {
-        self.report_error(ty, message, true);
+    /// Reports an error event with an explicit exception type and what the error says (the
+    /// macros' `Err` values, whatever traits their types have).
+    pub(crate) fn capture_error_as(&self, ty: &str, details: error::Details) {
+        self.report_error(ty, details, true);
     }
 
     /// Reports an error that escaped the transaction (an `Err` returned through
     /// `#[transaction]`): unhandled, as Elastic's agents report an exception leaving one.
-    pub(crate) fn capture_error_unhandled(&self, ty: &str, message: String) {
-        self.report_error(ty, message, false);
+    pub(crate) fn capture_error_unhandled(&self, ty: &str, details: error::Details) {
+        self.report_error(ty, details, false);
     }
 
-    fn report_error(&self, ty: &str, message: String, handled: bool) {
+    fn report_error(&self, ty: &str, details: error::Details, handled: bool) {
         if let Some(r) = &self.rec {
-            error::report(&r.shared, r.shared.id, ty, message, None, handled);
+            error::report(&r.shared, r.shared.id, ty, details, None, handled);
         }
     }
 

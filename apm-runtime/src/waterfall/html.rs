@@ -150,6 +150,9 @@ pub(super) fn render_row_html(t: &Trace, n: &Node, out: &mut String) {
         tip.push(format!("Duration: {}", fmt_dur_us(n.dur_us)));
         tip.push(format!("Outcome: {}", if r.failed { "failure" } else { "success" }));
     }
+    for frame in &r.frames {
+        tip.push(format!("At: {}", clean(frame)));
+    }
     tip.push(format!("ID: {}", clean(&r.id)));
     tip.push(format!(
         "Parent: {}{}",
@@ -181,6 +184,9 @@ pub(super) fn render_row_html(t: &Trace, n: &Node, out: &mut String) {
         },
         esc(&clean(&r.name))
     );
+    if let Some(top) = r.frames.first() {
+        let _ = write!(out, "<span class=\"wf-at\">{}</span>", esc(&clean(top)));
+    }
     if r.failed && !is_err {
         out.push_str("<span class=\"wf-tag fail\">✗ failed</span>");
     }
@@ -284,6 +290,7 @@ main{padding:14px 28px 28px}
 .wf-deep{flex:none;font-size:10px;color:var(--muted);margin-right:5px;font-variant-numeric:tabular-nums}
 .wf-txn .wf-name .wf-label{font-weight:650}
 .wf-error .wf-name .wf-label{color:#b42318;font-weight:500}
+.wf-at{margin-left:8px;color:var(--muted);font:11px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .wf-failed .wf-name .wf-label{color:#b42318}
 .wf-tag{flex:none;margin-left:7px;font-size:10.5px;padding:0 6px;border-radius:4px;background:#eef2f7;color:#535966;line-height:17px}
 .wf-tag.fail{background:#fdecec;color:#b42318;font-weight:550}

@@ -63,6 +63,9 @@ pub struct Row {
     pub service: String,
     /// Spans only: `Some(false)` when the span ran on another thread than its parent.
     pub sync: Option<bool>,
+    /// Errors only: where it happened, as Kibana's error sample lists it — the innermost
+    /// application frames (`src/orders.rs:42`), at most three.
+    pub frames: Vec<String>,
 }
 
 /// A resolved set of traces, ready to be rendered.
@@ -159,6 +162,7 @@ impl Row {
                 failed: t.outcome == Outcome::Failure,
                 service: service.to_string(),
                 sync: None,
+                frames: Vec::new(),
             },
             Event::Span(s) => Row {
                 kind: RowKind::Span,
@@ -174,6 +178,7 @@ impl Row {
                 failed: s.outcome == Outcome::Failure,
                 service: service.to_string(),
                 sync: Some(s.sync),
+                frames: Vec::new(),
             },
             Event::Error(e) => Row {
                 kind: RowKind::Error,
@@ -189,6 +194,7 @@ impl Row {
                 failed: true,
                 service: service.to_string(),
                 sync: None,
+                frames: e.frames.iter().filter(|f| !f.library_frame).take(3).map(|f| f.location()).collect(),
             },
         }
     }

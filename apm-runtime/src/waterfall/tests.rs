@@ -19,6 +19,7 @@ fn row(kind: RowKind, id: &str, parent: Option<&str>, start_ms: u64, dur_ms: f64
         failed: false,
         service: "frontend".to_string(),
         sync: None,
+        frames: Vec::new(),
     }
 }
 

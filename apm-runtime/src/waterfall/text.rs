@@ -370,6 +370,13 @@ pub(super) fn render_row_text(t: &Trace, n: &Node, layout: &TextLayout, grid: &[
         line.push(&track(c1..w), DIM);
     }
     line.finish(out);
+    // An error's place in the code, under its name, as Kibana's error sample lists it.
+    let indent = " ".repeat(str_width(&prefix) + 2);
+    for frame in &r.frames {
+        let mut line = Line::new(color);
+        line.push(&fit(&format!("{indent}at {}", clean(frame)), layout.name_w), GREY);
+        line.finish(out);
+    }
 }
 
 // ---------------------------------------------------------------- HTML
