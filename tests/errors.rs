@@ -298,11 +298,61 @@ fn the_waterfall_lists_each_error_under_its_span_with_its_place_in_the_code() {
     let error_line = lines.iter().position(|l| l.contains("◆") && l.contains("no such order")).expect(&text);
     let span_line = lines.iter().position(|l| l.contains("find_order")).expect(&text);
     assert!(span_line < error_line, "the error sits under its span:\n{text}");
-    let at = lines[error_line + 1].trim_start();
+    let at = lines[error_line + 1].trim_start_matches(['│', ' ']);
     assert!(at.starts_with("at tests/errors.rs:"), "its innermost application frame follows it:\n{text}");
     let line: u32 = at["at tests/errors.rs:".len()..].trim().parse().expect(at);
     assert!((140..160).contains(&line), "inside find_order: {at}");
 
     let html = waterfall.render_html("errors");
     assert!(html.contains("<span class=\"wf-at\">tests/errors.rs:"), "the HTML shows the place too");
+}
+
+#[span]
+fn slow_query() {
+    std::thread::sleep(std::time::Duration::from_millis(8));
+}
+
+#[span]
+fn fast_query() {}
+
+#[transaction]
+fn report_job() {
+    slow_query();
+    fast_query();
+}
+
+#[test]
+fn spans_above_the_threshold_carry_the_stack_that_ended_them() {
+    let (agent, sink) = memory_agent(|c| c);
+    {
+        let _default = agent.set_default();
+        report_job();
+    }
+    flush(&agent);
+    check_all(&sink);
+    let spans = sink.spans();
+    let slow = spans.iter().find(|s| s["name"] == "slow_query").unwrap();
+    let fast = spans.iter().find(|s| s["name"] == "fast_query").unwrap();
+    assert!(fast.get("stacktrace").is_none(), "below 5ms: no stack {fast:#}");
+    let frames = slow["stacktrace"].as_array().unwrap_or_else(|| panic!("{slow:#}"));
+    assert!(frames[0]["function"].as_str().is_some_and(|f| f.starts_with("slow_query")), "{slow:#}");
+    assert_eq!(frames[0]["filename"], "tests/errors.rs");
+    assert!(frames.iter().any(|f| f["function"].as_str().is_some_and(|f| f.starts_with("report_job"))));
+
+    // -1 switches them off; 0 gives every span one.
+    let (agent, sink) = memory_agent(|c| c.span_stack_trace_min_duration(None));
+    {
+        let _default = agent.set_default();
+        report_job();
+    }
+    flush(&agent);
+    assert!(sink.spans().iter().all(|s| s.get("stacktrace").is_none()));
+    let (agent, sink) = memory_agent(|c| c.span_stack_trace_min_duration(Some(std::time::Duration::ZERO)));
+    {
+        let _default = agent.set_default();
+        report_job();
+    }
+    flush(&agent);
+    assert!(sink.spans().iter().all(|s| s.get("stacktrace").is_some()));
+    check_all(&sink);
 }

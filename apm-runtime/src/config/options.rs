@@ -94,7 +94,6 @@ macro_rules! options {
     };
 }
 
-const STACK_TRACES: Option<&str> = Some("stack traces are captured");
 const COMPRESSION: Option<&str> = Some("span compression lands");
 const METRICS: Option<&str> = Some("metrics are reported");
 
@@ -140,10 +139,10 @@ options! {
     transaction_max_spans: u32 = 500, "TRANSACTION_MAX_SPANS", parse::unsigned, any, show,
         dynamic: true, secret: false, pending: None;
     stack_trace_limit: i32 = 50, "STACK_TRACE_LIMIT", parse::signed, minus_one_or_more, show,
-        dynamic: true, secret: false, pending: STACK_TRACES;
+        dynamic: true, secret: false, pending: None;
     span_stack_trace_min_duration: Option<Duration> = Some(Duration::from_millis(5)), "SPAN_STACK_TRACE_MIN_DURATION",
         parse::duration_or_never, any, parse::show_duration_or_never,
-        dynamic: true, secret: false, pending: STACK_TRACES;
+        dynamic: true, secret: false, pending: None;
     exit_span_min_duration: Duration = Duration::ZERO, "EXIT_SPAN_MIN_DURATION", parse::granular_duration, any,
         show_duration, dynamic: true, secret: false, pending: Some("fast exit spans are dropped");
     span_compression_enabled: bool = true, "SPAN_COMPRESSION_ENABLED", parse::boolean, any, show,

@@ -36,8 +36,16 @@ impl Symbolizer {
     /// Resolves what the events of a batch captured, before any sink sees them.
     pub(crate) fn resolve_batch(&mut self, batch: &mut [Event]) {
         for event in batch {
-            if let Event::Error(error) = event {
-                self.resolve_error(error);
+            match event {
+                Event::Error(error) => self.resolve_error(error),
+                Event::Span(span) => {
+                    if let Some(more) = span.more.as_deref_mut() {
+                        if let Some(stack) = more.stack.take() {
+                            more.frames = self.frames(&stack);
+                        }
+                    }
+                }
+                Event::Transaction(_) => {}
             }
         }
     }
@@ -98,6 +106,9 @@ impl Symbolizer {
                 Some(abs) => (Some(self.relative(abs)), self.is_library_file(abs)),
                 None => (None, is_std(module.as_deref().or(function.as_deref()))),
             };
+            // The agent is never the application's code, wherever its sources are (a path or
+            // git dependency, or this workspace).
+            let library_frame = library_frame || module.as_deref().is_some_and(is_agent);
             // The intake wants a file or a class: a frame without debug info names its module.
             let classname = if filename.is_none() { module.clone().or_else(|| Some("<unknown>".into())) } else { None };
             out.push(Frame {
@@ -166,6 +177,14 @@ fn is_std(path: Option<&str>) -> bool {
     let Some(path) = path else { return true };
     let path = path.trim_start_matches('<');
     ["std::", "core::", "alloc::", "proc_macro::", "test::"].iter().any(|c| path.starts_with(c))
+}
+
+/// This agent's own crates.
+fn is_agent(module: &str) -> bool {
+    let module = module.trim_start_matches('<');
+    ["apm_runtime", "apm_macros"]
+        .iter()
+        .any(|c| module.strip_prefix(c).is_some_and(|r| r.is_empty() || r.starts_with("::")))
 }
 
 /// A frame of the standard library (by its file, or its path without one).
@@ -256,7 +275,7 @@ mod tests {
         assert_eq!(caller.module.as_deref(), Some("apm_runtime::deliver::symbolize::tests"));
         assert!(caller.filename.as_deref().is_some_and(|f| f.ends_with("src/deliver/symbolize.rs")), "{caller:?}");
         assert!(caller.lineno.is_some());
-        assert!(!caller.library_frame);
+        assert!(caller.library_frame, "the agent's own frames are never the application's");
         assert!(all.iter().any(|f| f.library_frame), "std's frames are below: {all:#?}");
         // Cut and cached: the test harness's frames, the same answer twice.
         let frames = s.frames(&stack);

@@ -47,6 +47,13 @@ impl Stamp {
         self.epoch_ns().saturating_sub(start_ns) / 1_000
     }
 
+    /// Whether at least `d` passed from `self` to `later`: one subtraction and one scaling of
+    /// the raw counter, for the span path's stack-trace threshold.
+    #[inline]
+    pub(crate) fn at_least(&self, later: Stamp, d: std::time::Duration) -> bool {
+        later.0.checked_duration_since(self.0).is_some_and(|elapsed| elapsed >= d)
+    }
+
     /// Milliseconds from `self` to `later`, as the intake's `duration` wants: fractional, to the
     /// microsecond (what Elastic's agents report; finer digits of a clock read are noise, and a
     /// whole number of microseconds can be written without float formatting).

@@ -642,6 +642,10 @@ pub struct SpanEvent {
 pub(crate) struct SpanMore {
     pub(crate) labels: Labels,
     pub(crate) exit: Option<ExitContext>,
+    /// The stack of the code that ended a span above `SPAN_STACK_TRACE_MIN_DURATION`, as
+    /// captured; the reporter resolves it into `frames`.
+    pub(crate) stack: Option<RawStack>,
+    pub(crate) frames: Vec<Frame>,
 }
 
 impl SpanEvent {
@@ -776,6 +780,8 @@ impl Serialize for SpanEvent {
             sample_rate: Option<f64>,
             #[serde(skip_serializing_if = "Option::is_none")]
             context: Option<Ctx<'a>>,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            stacktrace: &'a [Frame],
         }
         let labels = self.labels();
         let tags = (!labels.is_empty()).then_some(Tags(labels));
@@ -826,6 +832,7 @@ impl Serialize for SpanEvent {
             outcome: self.outcome,
             sample_rate: self.sample_rate,
             context,
+            stacktrace: self.more.as_ref().map_or(&[], |m| &m.frames),
         }
         .serialize(s)
     }

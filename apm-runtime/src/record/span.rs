@@ -564,6 +564,10 @@ impl Span {
     #[inline(never)]
     fn finish(tx: Arc<TxShared>, mut event: Box<SpanEvent>) {
         event.end = Stamp::now();
+        // One comparison for the spans below the threshold (nearly all of them).
+        if tx.span_stack_min.is_some_and(|min| event.start.at_least(event.end, min)) {
+            Span::capture_stack(&tx, &mut event);
+        }
         if std::thread::panicking() {
             event.outcome = Outcome::Failure;
             error::report_panic(&tx, event.id, &event.name);
@@ -573,6 +577,15 @@ impl Span {
         crate::record::producer::push_span(h, &tx.agent, event);
         // The span's count goes to the thread's bank, for its next span.
         h.give_ref(tx);
+    }
+
+    /// Keeps the stack of the code ending a slow span (`SPAN_STACK_TRACE_MIN_DURATION`).
+    #[cold]
+    #[inline(never)]
+    fn capture_stack(tx: &TxShared, event: &mut SpanEvent) {
+        if let Some(stack) = crate::record::stack::capture(tx.stack_limit) {
+            event.more_mut().stack = Some(stack);
+        }
     }
 
     /// Ends an unrecorded span: only a panic unwinding through it has something to report.

@@ -38,6 +38,10 @@ pub(crate) struct TxShared {
     /// Spans not recorded because the transaction was past `max_spans`.
     pub(crate) spans_dropped: AtomicU32,
     pub(crate) max_spans: u32,
+    /// `SPAN_STACK_TRACE_MIN_DURATION` (`None`: never) and `STACK_TRACE_LIMIT`, as the
+    /// transaction started: a span's end compares one duration.
+    pub(crate) span_stack_min: Option<std::time::Duration>,
+    pub(crate) stack_limit: i32,
     /// What code under the transaction set through [`crate::current_transaction`] (from any
     /// thread its context reached). Boxed on first use, so transactions nobody touches that way
     /// carry one null pointer and an unlocked mutex; locked only by those calls and at the end.
@@ -271,6 +275,9 @@ impl<'a> TransactionBuilder<'a> {
             _ => tracestate,
         };
         let max_spans = live.transaction_max_spans;
+        // A limit of 0 means no stacks at all: no span pays for the check either.
+        let stack_limit = live.stack_trace_limit();
+        let span_stack_min = live.span_stack_trace_min_duration().filter(|_| stack_limit != 0);
         // The guard borrows `agent`, which the transaction takes over next.
         drop(live);
         let shared = Arc::new(TxShared {
@@ -286,6 +293,8 @@ impl<'a> TransactionBuilder<'a> {
             spans_reserved: AtomicU32::new(0),
             spans_dropped: AtomicU32::new(0),
             max_spans,
+            span_stack_min,
+            stack_limit,
             overrides: Mutex::new(None),
             agent,
         });

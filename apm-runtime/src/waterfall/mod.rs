@@ -194,7 +194,14 @@ impl Row {
                 failed: true,
                 service: service.to_string(),
                 sync: None,
-                frames: e.frames.iter().filter(|f| !f.library_frame).take(3).map(|f| f.location()).collect(),
+                frames: {
+                    // A closure and the fn around it often share a line: listed once.
+                    let mut places: Vec<String> =
+                        e.frames.iter().filter(|f| !f.library_frame).map(|f| f.location()).collect();
+                    places.dedup();
+                    places.truncate(3);
+                    places
+                },
             },
         }
     }

@@ -371,10 +371,13 @@ pub(super) fn render_row_text(t: &Trace, n: &Node, layout: &TextLayout, grid: &[
     }
     line.finish(out);
     // An error's place in the code, under its name, as Kibana's error sample lists it.
-    let indent = " ".repeat(str_width(&prefix) + 2);
+    // The tree's guides go on past the row: `├─` continues as `│ `, `└─` ends.
+    let guides: String = prefix.replace("├─", "│ ").replace("└─", "  ");
+    let indent = format!("{guides}  ");
     for frame in &r.frames {
         let mut line = Line::new(color);
-        line.push(&fit(&format!("{indent}at {}", clean(frame)), layout.name_w), GREY);
+        line.push(&indent, GREY);
+        line.push(&fit(&format!("at {}", clean(frame)), layout.name_w.saturating_sub(str_width(&indent))), GREY);
         line.finish(out);
     }
 }
