@@ -52,6 +52,8 @@ fn agent_for(url: &str) -> Agent {
         .cloud_provider(apm_runtime::CloudProvider::None)
         .api_request_time(Duration::from_secs(60))
         .shutdown_timeout(SHUTDOWN)
+        // The job's events only: no metricsets at shutdown to count.
+        .metrics_interval(Duration::ZERO)
         .build()
         .unwrap();
     Agent::builder().config(config).build().unwrap()

@@ -52,6 +52,7 @@ pub use handoff::{Dropped, Stats};
 pub use model::event::{ErrorEvent, Event, LabelValue, Outcome, SpanEvent, TransactionEvent, User};
 pub use model::ids::{SpanId, TraceId};
 pub use model::metadata::Metadata;
+pub use model::metricset::MetricsetEvent;
 pub use record::context::{Context, ContextGuard, WithContext};
 pub use record::current::{current_transaction, CurrentTransaction};
 pub use record::error::capture_error;

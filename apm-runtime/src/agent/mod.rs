@@ -169,7 +169,7 @@ impl AgentBuilder {
         });
         let activation = self.activation_method.unwrap_or("builder");
         let metadata = Metadata::collect_on(&config, &Host::default(), Some(activation));
-        let reporter = reporter::spawn(outlet, sinks, metadata, cloud);
+        let reporter = reporter::spawn(outlet, sinks, metadata, cloud, &config);
         inlet.connect(reporter.thread());
         let live = Arc::new(ArcSwap::from_pointee(config.clone()));
         let poller = server.map(|server| Poller::spawn(config.clone(), &live, server));

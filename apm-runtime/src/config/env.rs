@@ -57,13 +57,14 @@ mod tests {
 
     #[test]
     fn typos_are_named_with_the_option_meant() {
-        let (config, _) = Config::from_lookup(|n| (n == "ELASTIC_APM_METRICS_INTERVAL").then(|| "10s".into()));
+        let (config, _) =
+            Config::from_lookup(|n| (n == "ELASTIC_APM_SPAN_COMPRESSION_ENABLED").then(|| "false".into()));
         let names = [
             "ELASTIC_APM_SERVCE_NAME",
             "ELASTIC_APM_SERVICE_NAME",
             "ELASTIC_APM_FROBNICATE",
             "PATH",
-            "ELASTIC_APM_METRICS_INTERVAL",
+            "ELASTIC_APM_SPAN_COMPRESSION_ENABLED",
         ];
         assert_eq!(
             notes(&config, names.map(String::from)),
@@ -71,8 +72,8 @@ mod tests {
                 "ELASTIC_APM_FROBNICATE is not an option of this agent; ignoring it",
                 "ELASTIC_APM_SERVCE_NAME is not an option of this agent (did you mean ELASTIC_APM_SERVICE_NAME?); \
                  ignoring it",
-                "read but not used by this version yet: ELASTIC_APM_METRICS_INTERVAL (used once metrics are \
-                 reported)",
+                "read but not used by this version yet: ELASTIC_APM_SPAN_COMPRESSION_ENABLED (used once span \
+                 compression lands)",
             ]
         );
         assert!(notes(&Config::defaults(), ["ELASTIC_APM_ENABLED".to_string()]).is_empty());

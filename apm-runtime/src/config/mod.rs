@@ -245,7 +245,7 @@ impl<'a> ConfigOption<'a> {
     ///
     /// ```
     /// let c = apm_runtime::Config::builder().build().unwrap();
-    /// assert!(c.options().find(|o| o.name() == "metrics_interval").unwrap().pending().is_some());
+    /// assert!(c.options().find(|o| o.name() == "span_compression_enabled").unwrap().pending().is_some());
     /// assert!(c.options().find(|o| o.name() == "server_url").unwrap().pending().is_none());
     /// ```
     pub fn pending(&self) -> Option<&'static str> {

@@ -95,7 +95,6 @@ macro_rules! options {
 }
 
 const COMPRESSION: Option<&str> = Some("span compression lands");
-const METRICS: Option<&str> = Some("metrics are reported");
 
 options! {
     enabled: bool = true, "ENABLED", parse::boolean, any, show,
@@ -163,11 +162,11 @@ options! {
     use_path_as_transaction_name: bool = false, "USE_PATH_AS_TRANSACTION_NAME", parse::boolean, any, show,
         dynamic: false, secret: false, pending: None;
     metrics_interval: Duration = Duration::from_secs(30), "METRICS_INTERVAL", parse::duration, any, show_duration,
-        dynamic: false, secret: false, pending: METRICS;
+        dynamic: false, secret: false, pending: None;
     disable_metrics: Vec<Wildcard> = Vec::new(), "DISABLE_METRICS", parse::wildcards, any, show_wildcards,
-        dynamic: false, secret: false, pending: METRICS;
+        dynamic: false, secret: false, pending: None;
     breakdown_metrics: bool = true, "BREAKDOWN_METRICS", parse::boolean, any, show,
-        dynamic: false, secret: false, pending: METRICS;
+        dynamic: false, secret: false, pending: None;
     central_config: bool = true, "CENTRAL_CONFIG", parse::boolean, any, show,
         dynamic: false, secret: false, pending: None;
     cloud_provider: CloudProvider = CloudProvider::Auto, "CLOUD_PROVIDER", CloudProvider::parse, any, show,

@@ -25,6 +25,8 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::cloud::{Detection, Pending};
 use super::report::{Ledger, Sink, SinkContext};
+use crate::config::Config;
+use crate::deliver::metrics::Metrics;
 use crate::deliver::symbolize::Symbolizer;
 use crate::handoff::{emptied, Outlet, Spares, BATCH};
 use crate::model::event::{Event, SpanEvent};
@@ -47,6 +49,7 @@ pub(crate) fn spawn(
     sinks: Vec<Box<dyn Sink>>,
     metadata: Metadata,
     cloud: Option<Detection>,
+    config: &Config,
 ) -> Reporting {
     let (control, control_rx) = crossbeam_channel::unbounded();
     // Sinks that never block may be run by a flushing application thread (see `Delivery`).
@@ -64,6 +67,7 @@ pub(crate) fn spawn(
         cloud: None,
         held: Vec::new(),
         symbols: Symbolizer::new(),
+        metrics: Metrics::new(config),
     }));
     let reporter = Reporter { control: control_rx, woken, delivery: delivery.clone(), cloud };
     let handle = std::thread::Builder::new()
@@ -211,6 +215,8 @@ struct Delivery {
     held: Vec<Event>,
     /// Resolves the stacks errors and slow spans captured, with its cache.
     symbols: Symbolizer,
+    /// The metricsets' state; `None` with `METRICS_INTERVAL=0`.
+    metrics: Option<Metrics>,
 }
 
 /// Every handle to the agent is gone.
@@ -356,6 +362,18 @@ impl Delivery {
             std::mem::swap(&mut batch, &mut self.held);
         }
         self.symbols.resolve_batch(&mut batch);
+        if let Some(metrics) = &mut self.metrics {
+            metrics.observe(&batch);
+            // At shutdown the interval so far is reported too: a batch job's breakdown and its
+            // own metrics are not lost because it ended between two reports.
+            let sets = match after {
+                After::Shutdown(_) => metrics.collect(&self.ledger.counters),
+                After::Tick | After::Flush(_) => metrics.collect_due(&self.ledger.counters),
+            };
+            // Metricsets are events like the others: queued, then sent or dropped.
+            self.ledger.counters.add_queued(sets.len() as u64);
+            batch.extend(sets);
+        }
         write_all(&mut self.sinks, &self.metadata, &self.ledger, &batch);
         for event in batch.drain(..) {
             if let Event::Span(span) = event {

@@ -45,7 +45,7 @@ impl Symbolizer {
                         }
                     }
                 }
-                Event::Transaction(_) => {}
+                Event::Transaction(_) | Event::Metricset(_) => {}
             }
         }
     }

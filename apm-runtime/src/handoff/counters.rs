@@ -96,6 +96,10 @@ pub(crate) struct Counters {
     shutdown: AtomicU64,
     send_failed: AtomicU64,
     rejected: AtomicU64,
+    /// Requests made to the APM Server and their (compressed) bytes, for the agent's health
+    /// metricsets.
+    requests: AtomicU64,
+    request_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -109,6 +113,16 @@ impl Counters {
 
     pub(crate) fn add_shutdown(&self, n: u64) {
         self.shutdown.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_request(&self, bytes: u64) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.request_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Requests made and their bytes, so far.
+    pub(crate) fn requests(&self) -> (u64, u64) {
+        (self.requests.load(Ordering::Relaxed), self.request_bytes.load(Ordering::Relaxed))
     }
 
     pub(crate) fn add_sent(&self, n: u64) {

@@ -18,6 +18,7 @@ mod loom_tests;
 pub(crate) mod ring;
 pub(crate) mod spares;
 mod sync;
+pub(crate) mod user_metrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};

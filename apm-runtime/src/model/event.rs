@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::model::clock::Stamp;
 use crate::model::ids::{SpanId, TraceId};
 use crate::model::metadata::Metadata;
+use crate::model::metricset::MetricsetEvent;
 use crate::model::stacktrace::{Frame, RawStack};
 
 /// How a transaction or span ended, as Elastic's `outcome` field.
@@ -168,6 +169,8 @@ pub enum Event {
     Span(Box<SpanEvent>),
     /// A captured error or panic.
     Error(Box<ErrorEvent>),
+    /// Samples the reporter computed for one interval (`METRICS_INTERVAL`).
+    Metricset(Box<MetricsetEvent>),
 }
 
 impl Event {
@@ -194,6 +197,7 @@ impl Event {
             }
             Event::Span(s) => serde_json::to_writer(&mut *out, &Line("span", &**s)),
             Event::Error(e) => serde_json::to_writer(&mut *out, &Line("error", &**e)),
+            Event::Metricset(m) => serde_json::to_writer(&mut *out, &Line("metricset", &**m)),
         };
         out.push(b'\n');
     }
@@ -213,6 +217,7 @@ impl Event {
             Event::Transaction(_) => "transaction",
             Event::Span(_) => "span",
             Event::Error(_) => "error",
+            Event::Metricset(_) => "metricset",
         }
     }
 }

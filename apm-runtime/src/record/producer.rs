@@ -209,7 +209,9 @@ mod tests {
     #[test]
     fn spans_a_bound_thread_ends_after_the_shutdown_are_counted_when_its_ring_is_freed() {
         use std::sync::mpsc::channel;
-        let agent = crate::Agent::builder().sink(crate::report::MemorySink::new()).build().unwrap();
+        // No metricsets at shutdown: only the spans are counted here.
+        let config = crate::Config::builder().metrics_interval(std::time::Duration::ZERO).build().unwrap();
+        let agent = crate::Agent::builder().config(config).sink(crate::report::MemorySink::new()).build().unwrap();
         let counters = agent.inner.inlet.counters.clone();
         let tx = agent.transaction("outlived").start();
         let ctx = tx.context();

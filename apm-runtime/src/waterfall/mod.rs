@@ -133,7 +133,8 @@ const HTML_PALETTE: [&str; 8] =
     ["#6092c0", "#54b399", "#da8b45", "#9170b8", "#d6bf57", "#4fb3bf", "#ca8eae", "#b9a888"];
 
 impl Row {
-    /// The waterfall row of one event; `service` names the reporting service.
+    /// The waterfall row of one event (`None` for a metricset, which has no place in a trace);
+    /// `service` names the reporting service.
     ///
     /// ```
     /// # use apm_runtime::{Agent, report::MemorySink, waterfall::Row};
@@ -141,13 +142,14 @@ impl Row {
     /// # let agent = Agent::builder().sink(sink.clone()).build().unwrap();
     /// # agent.transaction("t").start().end();
     /// # agent.flush(std::time::Duration::from_secs(5));
-    /// let row = Row::from_event(&sink.events()[0], "checkout");
+    /// let row = Row::from_event(&sink.events()[0], "checkout").unwrap();
     /// assert_eq!(row.name, "t");
     /// ```
-    pub fn from_event(event: &Event, service: &str) -> Row {
+    pub fn from_event(event: &Event, service: &str) -> Option<Row> {
         use crate::model::event::Outcome;
         use crate::model::thread::thread_name;
-        match event {
+        Some(match event {
+            Event::Metricset(_) => return None,
             Event::Transaction(t) => Row {
                 kind: RowKind::Transaction,
                 trace_id: t.trace_id.to_string(),
@@ -203,7 +205,7 @@ impl Row {
                     places
                 },
             },
-        }
+        })
     }
 }
 

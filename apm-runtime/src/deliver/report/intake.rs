@@ -100,6 +100,7 @@ enum Outcome {
 trait Tally {
     fn sent(&self, n: u64);
     fn dropped(&self, reason: DropReason, n: u64);
+    fn request(&self, bytes: usize);
 }
 
 impl Tally for SinkContext<'_> {
@@ -108,6 +109,9 @@ impl Tally for SinkContext<'_> {
     }
     fn dropped(&self, reason: DropReason, n: u64) {
         self.record_dropped(reason, n);
+    }
+    fn request(&self, bytes: usize) {
+        self.record_request(bytes as u64);
     }
 }
 
@@ -226,6 +230,7 @@ impl IntakeSink {
 
     /// One request for `batch`; returns the batch when it should be sent again.
     fn try_send(&mut self, batch: Closed, timeout: Duration, tally: &impl Tally) -> Option<Closed> {
+        tally.request(batch.body.len());
         match self.post(&batch.body, timeout) {
             Outcome::Sent => {
                 if self.failures > 0 {
@@ -477,6 +482,7 @@ mod tests {
             };
             c.set(c.get() + n);
         }
+        fn request(&self, _: usize) {}
     }
 
     #[derive(Clone, Copy, Debug, PartialEq)]

@@ -104,6 +104,15 @@ impl MemorySink {
         self.of_kind("error")
     }
 
+    /// The metricsets received, as intake JSON.
+    ///
+    /// ```
+    /// assert!(apm_runtime::report::MemorySink::new().metricsets().is_empty());
+    /// ```
+    pub fn metricsets(&self) -> Vec<Value> {
+        self.of_kind("metricset")
+    }
+
     /// The metadata object (the inner object of the `metadata` line), once an event arrived.
     ///
     /// ```
@@ -159,7 +168,7 @@ impl MemorySink {
     pub fn rows(&self) -> Vec<Row> {
         let stored = self.stored();
         let service = stored.metadata.as_ref().and_then(|m| m["service"]["name"].as_str()).unwrap_or("").to_string();
-        stored.events.iter().map(|e| Row::from_event(e, &service)).collect()
+        stored.events.iter().filter_map(|e| Row::from_event(e, &service)).collect()
     }
 
     /// Forgets everything received.

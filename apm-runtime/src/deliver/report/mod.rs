@@ -194,6 +194,13 @@ impl SinkContext<'_> {
         }
     }
 
+    /// Counts one request of `bytes` to the APM Server (the agent's health metricsets).
+    pub(crate) fn record_request(&self, bytes: u64) {
+        if let Some(l) = self.ledger {
+            l.counters.add_request(bytes);
+        }
+    }
+
     /// Counts `n` events as dropped for `reason`.
     ///
     /// ```
