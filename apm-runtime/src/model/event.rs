@@ -611,6 +611,48 @@ pub(crate) struct ExitContext {
     pub(crate) target_name: Option<String>,
     /// Response headers, sensitive values already replaced by `[REDACTED]`.
     pub(crate) response_headers: Vec<(String, String)>,
+    /// `context.db`, for database calls.
+    pub(crate) db: Option<DbContext>,
+    /// `context.message`: the queue name and the message's age in ms.
+    pub(crate) message: Option<(String, Option<u64>)>,
+}
+
+/// `context.db` of a database exit span (see [`crate::Span::set_db`]).
+///
+/// ```
+/// let db = apm_runtime::DbContext {
+///     kind: "sql".into(),
+///     instance: Some("customers".into()),
+///     statement: Some("SELECT * FROM users WHERE id = ?".into()),
+///     ..Default::default()
+/// };
+/// assert_eq!(db.kind, "sql");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DbContext {
+    /// The database family: `"sql"` for SQL databases, `"redis"`, `"mongodb"`, ….
+    pub kind: String,
+    /// The database instance name (the SQLite file, the Postgres database).
+    pub instance: Option<String>,
+    /// The statement as sent; cut to 10 000 characters on the reporter thread.
+    pub statement: Option<String>,
+    /// The user the statement ran as.
+    pub user: Option<String>,
+    /// Rows inserted, updated or deleted (or returned, for queries).
+    pub rows_affected: Option<u64>,
+    /// The database link (e.g. an Oracle DB link), when there is one.
+    pub link: Option<String>,
+}
+
+/// The longest `context.db.statement` the intake takes (Elastic's
+/// tracing-instrumentation-db spec): longer statements are cut at a character boundary.
+pub(crate) const MAX_STATEMENT_CHARS: usize = 10_000;
+
+fn cut_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
 }
 
 /// A finished span.
@@ -748,9 +790,42 @@ impl Serialize for SpanEvent {
             target: Target<'a>,
         }
         #[derive(Serialize)]
+        struct Db<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            instance: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            statement: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            user: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            rows_affected: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            link: Option<&'a str>,
+        }
+        #[derive(Serialize)]
+        struct Queue<'a> {
+            name: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Age {
+            ms: u64,
+        }
+        #[derive(Serialize)]
+        struct Message<'a> {
+            queue: Queue<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            age: Option<Age>,
+        }
+        #[derive(Serialize)]
         struct Ctx<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
             tags: Option<Tags<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            db: Option<Db<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            message: Option<Message<'a>>,
             #[serde(skip_serializing_if = "Option::is_none")]
             http: Option<Http<'a>>,
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -795,6 +870,17 @@ impl Serialize for SpanEvent {
                 });
                 Some(Ctx {
                     tags,
+                    db: exit.and_then(|e| e.db.as_ref()).map(|d| Db {
+                        kind: &d.kind,
+                        instance: d.instance.as_deref(),
+                        statement: d.statement.as_deref().map(|st| cut_chars(st, MAX_STATEMENT_CHARS)),
+                        user: d.user.as_deref(),
+                        rows_affected: d.rows_affected,
+                        link: d.link.as_deref(),
+                    }),
+                    message: exit
+                        .and_then(|e| e.message.as_ref())
+                        .map(|(queue, age)| Message { queue: Queue { name: queue }, age: age.map(|ms| Age { ms }) }),
                     http: exit.filter(|e| e.http_url.is_some() || e.http_method.is_some()).map(|e| Http {
                         method: e.http_method.as_deref(),
                         url: e.http_url.as_deref(),

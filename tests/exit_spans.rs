@@ -1,0 +1,70 @@
+//! Typed exit spans (issue 19): database, messaging and destination context on spans,
+//! validated against APM Server's vendored span schema.
+
+mod support;
+
+use apm_runtime::{DbContext, Span};
+use support::{flush, memory_agent, named, schemas};
+
+#[test]
+fn each_exit_kind_is_schema_valid_with_its_context() {
+    let (agent, sink) = memory_agent(|c| c);
+    let tx = agent.transaction("job").start();
+    {
+        let _active = tx.attach();
+        let long = format!("SELECT {} FROM t", "x, ".repeat(5000));
+        let mut db = Span::builder("SELECT t").with_type("db").subtype("sqlite").action("query").start();
+        db.set_db(DbContext {
+            kind: "sql".into(),
+            instance: Some("app.db".into()),
+            statement: Some(long.clone()),
+            user: Some("app".into()),
+            rows_affected: Some(7),
+            link: None,
+        });
+        db.end();
+
+        let mut q = Span::builder("SEND to jobs").with_type("messaging").subtype("kafka").action("send").start();
+        q.set_message("jobs", Some(1500));
+        q.set_destination("broker.local", Some(9092));
+        q.end();
+
+        let mut redis = Span::builder("GET").with_type("db").subtype("redis").action("query").start();
+        redis.set_db(DbContext { kind: "redis".into(), statement: Some("GET k".into()), ..Default::default() });
+        redis.set_service_target("redis", None);
+        redis.set_destination("10.0.0.7", Some(6379));
+        redis.end();
+    }
+    tx.end();
+    flush(&agent);
+    let checked = schemas().check_ndjson(&sink.ndjson());
+    assert!(checked.iter().filter(|(kind, _)| kind == "span").count() == 3, "{checked:?}");
+
+    let spans = sink.spans();
+    let db = named(&spans, "SELECT t");
+    let statement = db["context"]["db"]["statement"].as_str().unwrap();
+    assert_eq!(statement.chars().count(), 10_000, "statements are cut to 10 000 characters");
+    assert!(statement.starts_with("SELECT x, x, "));
+    assert_eq!(db["context"]["db"]["type"], "sql");
+    assert_eq!(db["context"]["db"]["instance"], "app.db");
+    assert_eq!(db["context"]["db"]["user"], "app");
+    assert_eq!(db["context"]["db"]["rows_affected"], 7);
+    assert_eq!(db["context"]["service"]["target"]["type"], "sqlite");
+    assert_eq!(db["context"]["service"]["target"]["name"], "app.db");
+    assert_eq!(db["context"]["destination"]["service"]["resource"], "app.db");
+
+    let q = named(&spans, "SEND to jobs");
+    assert_eq!(q["context"]["message"]["queue"]["name"], "jobs");
+    assert_eq!(q["context"]["message"]["age"]["ms"], 1500);
+    assert_eq!(q["context"]["service"]["target"]["type"], "kafka");
+    assert_eq!(q["context"]["service"]["target"]["name"], "jobs");
+    assert_eq!(q["context"]["destination"]["address"], "broker.local");
+    assert_eq!(q["context"]["destination"]["port"], 9092);
+
+    let redis = named(&spans, "GET");
+    assert_eq!(redis["context"]["db"]["type"], "redis");
+    assert_eq!(redis["context"]["service"]["target"]["type"], "redis");
+    assert!(redis["context"]["service"]["target"].get("name").is_none());
+    assert_eq!(redis["context"]["destination"]["service"]["resource"], "redis");
+    assert_eq!(redis["context"]["destination"]["port"], 6379);
+}
