@@ -68,3 +68,54 @@ fn each_exit_kind_is_schema_valid_with_its_context() {
     assert_eq!(redis["context"]["destination"]["service"]["resource"], "redis");
     assert_eq!(redis["context"]["destination"]["port"], 6379);
 }
+
+#[test]
+fn rusqlite_records_a_real_insert_and_select_with_statements_and_rows() {
+    use apm_runtime::integrations::rusqlite::TracedConnection;
+    let dir = std::env::temp_dir().join(format!("apm-exit-spans-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("orders.db");
+    let _ = std::fs::remove_file(&path);
+
+    let (agent, sink) = memory_agent(|c| c);
+    let tx = agent.transaction("orders job").start();
+    let names: Vec<String> = tx.context().in_scope(|| {
+        let conn = TracedConnection::open(&path).unwrap();
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, name TEXT)", []).unwrap();
+        let mut insert = conn.prepare("INSERT INTO orders (name) VALUES (?1)").unwrap();
+        for name in ["a", "b", "c"] {
+            assert_eq!(insert.execute([name]).unwrap(), 1);
+        }
+        assert_eq!(conn.execute("UPDATE orders SET name = name || '!' WHERE id > 1", []).unwrap(), 2);
+        let mut select = conn.prepare("SELECT name FROM orders ORDER BY id").unwrap();
+        select.query_map([], |r| r.get(0)).unwrap()
+    });
+    assert_eq!(names, ["a", "b!", "c!"]);
+    tx.end();
+    flush(&agent);
+    schemas().check_ndjson(&sink.ndjson());
+
+    let spans = sink.spans();
+    assert_eq!(spans.len(), 1 + 3 + 1 + 1);
+    let tx_id = &sink.transactions()[0]["id"];
+    for s in &spans {
+        assert_eq!(
+            (s["type"].as_str(), s["subtype"].as_str(), s["action"].as_str()),
+            (Some("db"), Some("sqlite"), Some("query"))
+        );
+        assert_eq!(s["parent_id"], *tx_id);
+        assert_eq!(s["context"]["db"]["instance"], "orders.db");
+        assert_eq!(s["context"]["service"]["target"]["name"], "orders.db");
+    }
+    let inserts: Vec<_> = spans.iter().filter(|s| s["name"] == "INSERT orders").collect();
+    assert_eq!(inserts.len(), 3);
+    assert!(inserts.iter().all(|s| s["context"]["db"]["statement"] == "INSERT INTO orders (name) VALUES (?1)"));
+    assert!(inserts.iter().all(|s| s["context"]["db"]["rows_affected"] == 1));
+    let update = named(&spans, "UPDATE orders");
+    assert_eq!(update["context"]["db"]["rows_affected"], 2);
+    let select = named(&spans, "SELECT orders");
+    assert_eq!(select["context"]["db"]["statement"], "SELECT name FROM orders ORDER BY id");
+    assert_eq!(select["context"]["db"]["rows_affected"], 3);
+    assert_eq!(select["outcome"], "success");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

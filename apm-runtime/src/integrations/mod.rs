@@ -6,3 +6,6 @@ pub mod reqwest;
 
 #[cfg(feature = "tower")]
 pub mod tower;
+
+#[cfg(feature = "rusqlite")]
+pub mod rusqlite;
