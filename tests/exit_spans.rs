@@ -119,3 +119,62 @@ fn rusqlite_records_a_real_insert_and_select_with_statements_and_rows() {
     assert_eq!(select["outcome"], "success");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn exit_spans_below_the_minimum_duration_are_counted_not_sent() {
+    let (agent, sink) = memory_agent(|c| c.exit_span_min_duration(std::time::Duration::from_secs(5)));
+    let tx = agent.transaction("fast calls").start();
+    tx.context().in_scope(|| {
+        for i in 0..5 {
+            let mut db = Span::builder("SELECT t").with_type("db").subtype("sqlite").action("query").start();
+            db.set_db(DbContext { kind: "sql".into(), instance: Some("app.db".into()), ..Default::default() });
+            if i == 4 {
+                db.set_outcome(apm_runtime::Outcome::Failure);
+            }
+            db.end();
+        }
+        // Trace headers went out from this one: downstream names it as parent, so it stays.
+        let mut http = Span::builder("GET api").with_type("external").subtype("http").start();
+        http.set_http("GET", "http://api:80/", Some(200), "api", Some(80));
+        http.end();
+        // Not an exit span: never dropped for being short.
+        Span::start("compute").end();
+    });
+    tx.end();
+    flush(&agent);
+    schemas().check_ndjson(&sink.ndjson());
+
+    let spans = sink.spans();
+    let mut names: Vec<_> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["GET api", "compute"]);
+    let tx = &sink.transactions()[0];
+    assert_eq!(tx["span_count"]["started"], 2);
+    assert_eq!(tx["span_count"]["dropped"], 5);
+    let stats = tx["dropped_spans_stats"].as_array().unwrap();
+    assert_eq!(stats.len(), 2, "one entry per outcome: {stats:?}");
+    let ok = stats.iter().find(|s| s["outcome"] == "success").unwrap();
+    assert_eq!(ok["destination_service_resource"], "app.db");
+    assert_eq!(ok["service_target_type"], "sqlite");
+    assert_eq!(ok["service_target_name"], "app.db");
+    assert_eq!(ok["duration"]["count"], 4);
+    let failed = stats.iter().find(|s| s["outcome"] == "failure").unwrap();
+    assert_eq!(failed["duration"]["count"], 1);
+    let sum: u64 = stats.iter().map(|s| s["duration"]["sum"]["us"].as_u64().unwrap()).sum();
+    assert!(sum < 5_000_000, "the summed duration of five fast calls: {sum} µs");
+}
+
+#[test]
+fn by_default_fast_exit_spans_are_sent() {
+    let (agent, sink) = memory_agent(|c| c);
+    let tx = agent.transaction("fast calls").start();
+    tx.context().in_scope(|| {
+        let mut db = Span::builder("SELECT t").with_type("db").subtype("sqlite").start();
+        db.set_db(DbContext { kind: "sql".into(), ..Default::default() });
+        db.end();
+    });
+    tx.end();
+    flush(&agent);
+    assert_eq!(sink.spans().len(), 1);
+    assert!(sink.transactions()[0].get("dropped_spans_stats").is_none());
+}

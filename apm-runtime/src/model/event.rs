@@ -250,6 +250,8 @@ pub struct TransactionEvent {
     pub(crate) sample_rate: Option<f64>,
     pub(crate) spans_started: u32,
     pub(crate) spans_dropped: u32,
+    /// Exit spans not sent, per destination (`dropped_spans_stats`).
+    pub(crate) dropped_stats: Vec<DroppedStat>,
     pub(crate) labels: Labels,
     /// `context.request`, `response`, `user` and `custom`: boxed, since only transactions of an
     /// HTTP integration, or whose code set a user or custom context, have any.
@@ -540,6 +542,8 @@ impl Serialize for TransactionEvent {
             context: Option<FullContext<'a>>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             links: Vec<Link>,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            dropped_spans_stats: &'a [DroppedStat],
         }
         #[derive(Serialize)]
         struct FullContext<'a> {
@@ -593,6 +597,55 @@ impl Serialize for TransactionEvent {
             span_count: SpanCount { started: self.spans_started, dropped: self.spans_dropped },
             context,
             links: self.links.iter().map(|&(trace_id, span_id)| Link { trace_id, span_id }).collect(),
+            dropped_spans_stats: &self.dropped_stats,
+        }
+        .serialize(s)
+    }
+}
+
+/// One `dropped_spans_stats` entry: exit spans not sent, per destination resource, service
+/// target and outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct DroppedStat {
+    pub(crate) resource: Option<String>,
+    pub(crate) target_type: Option<String>,
+    pub(crate) target_name: Option<String>,
+    pub(crate) outcome: Outcome,
+    pub(crate) count: u32,
+    pub(crate) sum_us: u64,
+}
+
+/// Elastic's limit on `dropped_spans_stats` entries per transaction.
+pub(crate) const MAX_DROPPED_STATS: usize = 128;
+
+impl Serialize for DroppedStat {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Sum {
+            us: u64,
+        }
+        #[derive(Serialize)]
+        struct Duration {
+            count: u32,
+            sum: Sum,
+        }
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            destination_service_resource: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            service_target_type: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            service_target_name: Option<&'a str>,
+            outcome: Outcome,
+            duration: Duration,
+        }
+        Wire {
+            destination_service_resource: self.resource.as_deref(),
+            service_target_type: self.target_type.as_deref(),
+            service_target_name: self.target_name.as_deref(),
+            outcome: self.outcome,
+            duration: Duration { count: self.count, sum: Sum { us: self.sum_us } },
         }
         .serialize(s)
     }
@@ -615,6 +668,16 @@ pub(crate) struct ExitContext {
     pub(crate) db: Option<DbContext>,
     /// `context.message`: the queue name and the message's age in ms.
     pub(crate) message: Option<(String, Option<u64>)>,
+    /// Trace headers went out from inside this span, so downstream services name it as their
+    /// parent: it is never dropped for being short (`EXIT_SPAN_MIN_DURATION`).
+    pub(crate) propagated: bool,
+}
+
+impl ExitContext {
+    /// `context.destination.service.resource`: the target's name, else its type.
+    pub(crate) fn resource(&self) -> Option<&str> {
+        self.target_name.as_deref().or(self.target_type.as_deref())
+    }
 }
 
 /// `context.db` of a database exit span (see [`crate::Span::set_db`]).

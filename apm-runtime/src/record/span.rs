@@ -473,6 +473,8 @@ impl Span {
                 response_headers: Vec::new(),
                 db: None,
                 message: None,
+                // `send_traced` sends the span's traceparent.
+                propagated: true,
             });
         }
     }
@@ -648,6 +650,14 @@ impl Span {
         if tx.span_stack_min.is_some_and(|min| event.start.at_least(event.end, min)) {
             Span::capture_stack(&tx, &mut event);
         }
+        // One comparison unless EXIT_SPAN_MIN_DURATION is set; then one more for spans with
+        // extra context (`more`), where exit spans are.
+        if !tx.exit_min.is_zero() && event.more.is_some() && Span::dropped_as_fast_exit(&tx, &event) {
+            // SAFETY: the calling thread's state, used for this call only.
+            let h = unsafe { &*hot() };
+            h.give_ref(tx);
+            return;
+        }
         if std::thread::panicking() {
             event.outcome = Outcome::Failure;
             error::report_panic(&tx, event.id, &event.name);
@@ -657,6 +667,19 @@ impl Span {
         crate::record::producer::push_span(h, &tx.agent, event);
         // The span's count goes to the thread's bank, for its next span.
         h.give_ref(tx);
+    }
+
+    /// Whether `event` is an exit span shorter than `EXIT_SPAN_MIN_DURATION` that sent no trace
+    /// headers: then it is counted in the transaction's `dropped_spans_stats` instead of sent.
+    #[cold]
+    #[inline(never)]
+    fn dropped_as_fast_exit(tx: &TxShared, event: &SpanEvent) -> bool {
+        let Some(exit) = event.exit() else { return false };
+        if exit.propagated || event.start.at_least(event.end, tx.exit_min) {
+            return false;
+        }
+        tx.count_dropped_exit(exit, event.outcome, event.start.us_until(event.end));
+        true
     }
 
     /// Keeps the stack of the code ending a slow span (`SPAN_STACK_TRACE_MIN_DURATION`).
