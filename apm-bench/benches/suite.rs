@@ -28,6 +28,7 @@ enum G {
     S1Cpu,
     S1CpuSerialized,
     S1CpuViaReporter,
+    ExitDbCalling,
     S2NoTx,
     S2Unsampled,
     S3,
@@ -36,11 +37,12 @@ enum G {
 }
 
 impl G {
-    const ALL: [G; 9] = [
+    const ALL: [G; 10] = [
         G::S1Calling,
         G::S1Cpu,
         G::S1CpuSerialized,
         G::S1CpuViaReporter,
+        G::ExitDbCalling,
         G::S2NoTx,
         G::S2Unsampled,
         G::S3,
@@ -54,6 +56,7 @@ impl G {
             G::S1Cpu => "s1_total_cpu",
             G::S1CpuSerialized => "s1_total_cpu_serialized",
             G::S1CpuViaReporter => "s1_total_cpu_via_reporter",
+            G::ExitDbCalling => "exit_db_calling_thread",
             G::S2NoTx => "s2_no_transaction",
             G::S2Unsampled => "s2_sampling_0",
             G::S3 => "s3_cross_thread",
@@ -68,6 +71,7 @@ impl G {
             G::S1Cpu => "1 root+100 children, total process CPU until handed to the sink/reporter/exporter",
             G::S1CpuSerialized => "1 root+100 children, total process CPU, apm's sink serializing every span",
             G::S1CpuViaReporter => "1 root+100 children, total process CPU, apm's flushes through its reporter thread",
+            G::ExitDbCalling => "1 root+100 db exit spans with context.db, calling thread (beside S1)",
             G::S2NoTx => "2 span in fn, no current transaction",
             G::S2Unsampled => "2 span in fn, sampling 0",
             G::S3 => "3 capture→other thread→attach→1 span",
@@ -79,6 +83,7 @@ impl G {
     fn unit(self) -> &'static str {
         match self {
             G::S1Calling | G::S1Cpu | G::S1CpuSerialized | G::S1CpuViaReporter => "per child span",
+            G::ExitDbCalling => "per exit span",
             G::S2NoTx | G::S2Unsampled => "per call",
             G::S3 => "per job, end to end",
             G::S4 => "per fan-out, end to end",
@@ -92,6 +97,7 @@ impl G {
             .filter(|&lib| match self {
                 G::S1Calling | G::S1Cpu => true,
                 G::S1CpuSerialized | G::S1CpuViaReporter => !matches!(lib, Lib::ApmStartOnly | Lib::Floor),
+                G::ExitDbCalling => matches!(lib, Lib::Apm | Lib::Floor),
                 G::S2NoTx => true,
                 G::S2Unsampled => scenarios::s2_function(lib, S2Case::Unsampled).is_some(),
                 G::S3 | G::S4 => lib != Lib::ApmStartOnly,
@@ -121,6 +127,25 @@ fn routine(g: G, lib: Lib, iters: u64, fx: &mut Fixture) -> (Duration, u64) {
                 let t = Instant::now();
                 for _ in 0..k {
                     black_box(scenarios::s1_iteration(lib));
+                }
+                spent += t.elapsed();
+                left -= k;
+                lib.periodic_flush(); // not timed: the calling thread's cost only
+            }
+            lib.flush();
+            (spent, iters * 100)
+        }
+        G::ExitDbCalling => {
+            let mut spent = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let k = left.min(scenarios::S1_FLUSH_EVERY);
+                let t = Instant::now();
+                for _ in 0..k {
+                    black_box(match lib {
+                        Lib::Apm => apm_bench::apm::s1_root_100(apm_bench::apm::child_exit_db),
+                        _ => scenarios::s1_iteration(lib),
+                    });
                 }
                 spent += t.elapsed();
                 left -= k;
@@ -221,9 +246,9 @@ fn median(v: &[f64]) -> Option<f64> {
 /// Operations per iteration of `g`.
 fn ops_per_iter(g: G) -> u64 {
     match g {
-        G::S1Calling | G::S1Cpu | G::S1CpuSerialized | G::S1CpuViaReporter => 100,
+        G::S1Calling | G::S1Cpu | G::S1CpuSerialized | G::S1CpuViaReporter | G::ExitDbCalling => 100,
         G::S5 => report::BATCH as u64,
-        _ => 1,
+        G::S2NoTx | G::S2Unsampled | G::S3 | G::S4 => 1,
     }
 }
 

@@ -175,6 +175,24 @@ pub fn child_start_only(x: u64) -> u64 {
     r
 }
 
+/// An exit span with `context.db`, as an instrumented database client records it: type,
+/// subtype and action, the statement and rows affected (the statement's copy is the
+/// allocation this costs beyond a plain span).
+#[inline(never)]
+pub fn child_exit_db(x: u64) -> u64 {
+    let mut span = Span::builder("SELECT users").with_type("db").subtype("sqlite").action("query").start();
+    let r = work::tiny(x);
+    span.set_db(apm_runtime::DbContext {
+        kind: "sql".into(),
+        instance: Some("app.db".into()),
+        statement: Some("SELECT name FROM users WHERE id = ?1".into()),
+        rows_affected: Some(1),
+        ..Default::default()
+    });
+    span.end();
+    r
+}
+
 /// Scenario 1: a transaction with 100 child spans, on the calling thread.
 #[inline(never)]
 pub fn s1_root_100(child: fn(u64) -> u64) -> u64 {

@@ -49,7 +49,7 @@ pub use config::{
 };
 pub use deliver::report;
 pub use handoff::{Dropped, Stats};
-pub use model::event::{ErrorEvent, Event, LabelValue, Outcome, SpanEvent, TransactionEvent, User};
+pub use model::event::{DbContext, ErrorEvent, Event, LabelValue, Outcome, SpanEvent, TransactionEvent, User};
 pub use model::ids::{SpanId, TraceId};
 pub use model::metadata::Metadata;
 pub use model::metricset::MetricsetEvent;

@@ -174,8 +174,8 @@ getters! {
     /// ```
     span_stack_trace_min_duration: Option<Duration>;
     /// `ELASTIC_APM_EXIT_SPAN_MIN_DURATION` (default 0ms, dynamic, units down to `us`): shorter
-    /// exit spans that do not propagate context may be dropped. Parsed; used once fast exit spans
-    /// are dropped.
+    /// exit spans that sent no trace headers are not sent, but counted in the transaction's
+    /// `span_count.dropped` and `dropped_spans_stats` (read as each transaction starts).
     ///
     /// ```
     /// assert!(apm_runtime::Config::builder().build().unwrap().exit_span_min_duration().is_zero());

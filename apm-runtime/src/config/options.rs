@@ -143,7 +143,7 @@ options! {
         parse::duration_or_never, any, parse::show_duration_or_never,
         dynamic: true, secret: false, pending: None;
     exit_span_min_duration: Duration = Duration::ZERO, "EXIT_SPAN_MIN_DURATION", parse::granular_duration, any,
-        show_duration, dynamic: true, secret: false, pending: Some("fast exit spans are dropped");
+        show_duration, dynamic: true, secret: false, pending: None;
     span_compression_enabled: bool = true, "SPAN_COMPRESSION_ENABLED", parse::boolean, any, show,
         dynamic: true, secret: false, pending: COMPRESSION;
     span_compression_exact_match_max_duration: Duration = Duration::from_millis(50),

@@ -9,3 +9,5 @@ pub mod tower;
 
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "rusqlite")]
+pub mod rusqlite;

@@ -255,6 +255,8 @@ pub struct TransactionEvent {
     pub(crate) sample_rate: Option<f64>,
     pub(crate) spans_started: u32,
     pub(crate) spans_dropped: u32,
+    /// Exit spans not sent, per destination (`dropped_spans_stats`).
+    pub(crate) dropped_stats: Vec<DroppedStat>,
     pub(crate) labels: Labels,
     /// `context.request`, `response`, `user` and `custom`: boxed, since only transactions of an
     /// HTTP integration, or whose code set a user or custom context, have any.
@@ -545,6 +547,8 @@ impl Serialize for TransactionEvent {
             context: Option<FullContext<'a>>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             links: Vec<Link>,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            dropped_spans_stats: &'a [DroppedStat],
         }
         #[derive(Serialize)]
         struct FullContext<'a> {
@@ -598,6 +602,55 @@ impl Serialize for TransactionEvent {
             span_count: SpanCount { started: self.spans_started, dropped: self.spans_dropped },
             context,
             links: self.links.iter().map(|&(trace_id, span_id)| Link { trace_id, span_id }).collect(),
+            dropped_spans_stats: &self.dropped_stats,
+        }
+        .serialize(s)
+    }
+}
+
+/// One `dropped_spans_stats` entry: exit spans not sent, per destination resource, service
+/// target and outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct DroppedStat {
+    pub(crate) resource: Option<String>,
+    pub(crate) target_type: Option<String>,
+    pub(crate) target_name: Option<String>,
+    pub(crate) outcome: Outcome,
+    pub(crate) count: u32,
+    pub(crate) sum_us: u64,
+}
+
+/// Elastic's limit on `dropped_spans_stats` entries per transaction.
+pub(crate) const MAX_DROPPED_STATS: usize = 128;
+
+impl Serialize for DroppedStat {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Sum {
+            us: u64,
+        }
+        #[derive(Serialize)]
+        struct Duration {
+            count: u32,
+            sum: Sum,
+        }
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            destination_service_resource: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            service_target_type: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            service_target_name: Option<&'a str>,
+            outcome: Outcome,
+            duration: Duration,
+        }
+        Wire {
+            destination_service_resource: self.resource.as_deref(),
+            service_target_type: self.target_type.as_deref(),
+            service_target_name: self.target_name.as_deref(),
+            outcome: self.outcome,
+            duration: Duration { count: self.count, sum: Sum { us: self.sum_us } },
         }
         .serialize(s)
     }
@@ -616,6 +669,58 @@ pub(crate) struct ExitContext {
     pub(crate) target_name: Option<String>,
     /// Response headers, sensitive values already replaced by `[REDACTED]`.
     pub(crate) response_headers: Vec<(String, String)>,
+    /// `context.db`, for database calls.
+    pub(crate) db: Option<DbContext>,
+    /// `context.message`: the queue name and the message's age in ms.
+    pub(crate) message: Option<(String, Option<u64>)>,
+    /// Trace headers went out from inside this span, so downstream services name it as their
+    /// parent: it is never dropped for being short (`EXIT_SPAN_MIN_DURATION`).
+    pub(crate) propagated: bool,
+}
+
+impl ExitContext {
+    /// `context.destination.service.resource`: the target's name, else its type.
+    pub(crate) fn resource(&self) -> Option<&str> {
+        self.target_name.as_deref().or(self.target_type.as_deref())
+    }
+}
+
+/// `context.db` of a database exit span (see [`crate::Span::set_db`]).
+///
+/// ```
+/// let db = apm_runtime::DbContext {
+///     kind: "sql".into(),
+///     instance: Some("customers".into()),
+///     statement: Some("SELECT * FROM users WHERE id = ?".into()),
+///     ..Default::default()
+/// };
+/// assert_eq!(db.kind, "sql");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DbContext {
+    /// The database family: `"sql"` for SQL databases, `"redis"`, `"mongodb"`, ….
+    pub kind: String,
+    /// The database instance name (the SQLite file, the Postgres database).
+    pub instance: Option<String>,
+    /// The statement as sent; cut to 10 000 characters on the reporter thread.
+    pub statement: Option<String>,
+    /// The user the statement ran as.
+    pub user: Option<String>,
+    /// Rows inserted, updated or deleted (or returned, for queries).
+    pub rows_affected: Option<u64>,
+    /// The database link (e.g. an Oracle DB link), when there is one.
+    pub link: Option<String>,
+}
+
+/// The longest `context.db.statement` the intake takes (Elastic's
+/// tracing-instrumentation-db spec): longer statements are cut at a character boundary.
+pub(crate) const MAX_STATEMENT_CHARS: usize = 10_000;
+
+fn cut_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
 }
 
 /// A finished span.
@@ -753,9 +858,42 @@ impl Serialize for SpanEvent {
             target: Target<'a>,
         }
         #[derive(Serialize)]
+        struct Db<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            instance: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            statement: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            user: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            rows_affected: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            link: Option<&'a str>,
+        }
+        #[derive(Serialize)]
+        struct Queue<'a> {
+            name: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Age {
+            ms: u64,
+        }
+        #[derive(Serialize)]
+        struct Message<'a> {
+            queue: Queue<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            age: Option<Age>,
+        }
+        #[derive(Serialize)]
         struct Ctx<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
             tags: Option<Tags<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            db: Option<Db<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            message: Option<Message<'a>>,
             #[serde(skip_serializing_if = "Option::is_none")]
             http: Option<Http<'a>>,
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -800,6 +938,17 @@ impl Serialize for SpanEvent {
                 });
                 Some(Ctx {
                     tags,
+                    db: exit.and_then(|e| e.db.as_ref()).map(|d| Db {
+                        kind: &d.kind,
+                        instance: d.instance.as_deref(),
+                        statement: d.statement.as_deref().map(|st| cut_chars(st, MAX_STATEMENT_CHARS)),
+                        user: d.user.as_deref(),
+                        rows_affected: d.rows_affected,
+                        link: d.link.as_deref(),
+                    }),
+                    message: exit
+                        .and_then(|e| e.message.as_ref())
+                        .map(|(queue, age)| Message { queue: Queue { name: queue }, age: age.map(|ms| Age { ms }) }),
                     http: exit.filter(|e| e.http_url.is_some() || e.http_method.is_some()).map(|e| Http {
                         method: e.http_method.as_deref(),
                         url: e.http_url.as_deref(),

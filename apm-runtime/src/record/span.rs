@@ -5,7 +5,7 @@ use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use crate::model::clock::Stamp;
-use crate::model::event::{ExitContext, LabelValue, Outcome, SpanEvent};
+use crate::model::event::{DbContext, ExitContext, LabelValue, Outcome, SpanEvent};
 use crate::model::ids::SpanId;
 use crate::record::context::{hot, with_hot, Active, Context, ContextGuard, Hot, EMPTY, UNSAMPLED};
 use crate::record::error;
@@ -471,7 +471,89 @@ impl Span {
                 target_type,
                 target_name: Some(target_name),
                 response_headers: Vec::new(),
+                db: None,
+                message: None,
+                // `send_traced` sends the span's traceparent.
+                propagated: true,
             });
+        }
+    }
+
+    /// Records a database call on this span: `context.db`, and a service target of the span's
+    /// subtype named after the instance (what Elastic's service map draws), unless
+    /// [`Span::set_service_target`] set one. Call it on spans of type `db` with the database
+    /// as subtype (`sqlite`, `postgresql`, `redis`) and action `query`. The statement is cut to
+    /// 10 000 characters on the reporter thread, not here.
+    ///
+    /// ```
+    /// let mut span = apm_runtime::Span::builder("SELECT users").with_type("db").subtype("sqlite").action("query").start();
+    /// span.set_db(apm_runtime::DbContext {
+    ///     kind: "sql".into(),
+    ///     instance: Some("app.db".into()),
+    ///     statement: Some("SELECT * FROM users".into()),
+    ///     rows_affected: Some(3),
+    ///     ..Default::default()
+    /// });
+    /// ```
+    pub fn set_db(&mut self, db: DbContext) {
+        if let Some(r) = self.record() {
+            let subtype = r.subtype.as_deref().unwrap_or(&db.kind).to_string();
+            let exit = r.more_mut().exit.get_or_insert_with(ExitContext::default);
+            if exit.target_type.is_none() {
+                exit.target_type = Some(subtype);
+                exit.target_name = db.instance.clone();
+            }
+            exit.db = Some(db);
+        }
+    }
+
+    /// Records a message sent to or received from a queue: `context.message.queue.name`, the
+    /// age of a received message in ms, and a service target of the span's subtype named after
+    /// the queue, unless [`Span::set_service_target`] set one.
+    ///
+    /// ```
+    /// let mut span = apm_runtime::Span::builder("SEND to jobs").with_type("messaging").subtype("kafka").action("send").start();
+    /// span.set_message("jobs", None);
+    /// ```
+    pub fn set_message(&mut self, queue: &str, age_ms: Option<u64>) {
+        if let Some(r) = self.record() {
+            let subtype = r.subtype.as_deref().unwrap_or("messaging").to_string();
+            let exit = r.more_mut().exit.get_or_insert_with(ExitContext::default);
+            if exit.target_type.is_none() {
+                exit.target_type = Some(subtype);
+                exit.target_name = Some(queue.to_string());
+            }
+            exit.message = Some((queue.to_string(), age_ms));
+        }
+    }
+
+    /// Records where an exit span went: `context.destination.address` and `.port`.
+    ///
+    /// ```
+    /// let mut span = apm_runtime::Span::builder("GET cache").with_type("db").subtype("redis").start();
+    /// span.set_destination("10.0.0.7", Some(6379));
+    /// ```
+    pub fn set_destination(&mut self, address: &str, port: Option<u16>) {
+        if let Some(r) = self.record() {
+            let exit = r.more_mut().exit.get_or_insert_with(ExitContext::default);
+            exit.address = Some(address.to_string());
+            exit.port = port;
+        }
+    }
+
+    /// Sets `context.service.target` (type and optional name), from which the reporter
+    /// derives `context.destination.service.resource` (the name, else the type), overriding
+    /// what [`Span::set_db`], [`Span::set_message`] or [`Span::set_http`] derived.
+    ///
+    /// ```
+    /// let mut span = apm_runtime::Span::builder("GET key").with_type("db").subtype("redis").start();
+    /// span.set_service_target("redis", Some("cache-1"));
+    /// ```
+    pub fn set_service_target(&mut self, kind: &str, name: Option<&str>) {
+        if let Some(r) = self.record() {
+            let exit = r.more_mut().exit.get_or_insert_with(ExitContext::default);
+            exit.target_type = Some(kind.to_string());
+            exit.target_name = name.map(str::to_string);
         }
     }
 
@@ -568,6 +650,14 @@ impl Span {
         if tx.span_stack_min.is_some_and(|min| event.start.at_least(event.end, min)) {
             Span::capture_stack(&tx, &mut event);
         }
+        // One comparison unless EXIT_SPAN_MIN_DURATION is set; then one more for spans with
+        // extra context (`more`), where exit spans are.
+        if !tx.exit_min.is_zero() && event.more.is_some() && Span::dropped_as_fast_exit(&tx, &event) {
+            // SAFETY: the calling thread's state, used for this call only.
+            let h = unsafe { &*hot() };
+            h.give_ref(tx);
+            return;
+        }
         if std::thread::panicking() {
             event.outcome = Outcome::Failure;
             error::report_panic(&tx, event.id, &event.name);
@@ -577,6 +667,19 @@ impl Span {
         crate::record::producer::push_span(h, &tx.agent, event);
         // The span's count goes to the thread's bank, for its next span.
         h.give_ref(tx);
+    }
+
+    /// Whether `event` is an exit span shorter than `EXIT_SPAN_MIN_DURATION` that sent no trace
+    /// headers: then it is counted in the transaction's `dropped_spans_stats` instead of sent.
+    #[cold]
+    #[inline(never)]
+    fn dropped_as_fast_exit(tx: &TxShared, event: &SpanEvent) -> bool {
+        let Some(exit) = event.exit() else { return false };
+        if exit.propagated || event.start.at_least(event.end, tx.exit_min) {
+            return false;
+        }
+        tx.count_dropped_exit(exit, event.outcome, event.start.us_until(event.end));
+        true
     }
 
     /// Keeps the stack of the code ending a slow span (`SPAN_STACK_TRACE_MIN_DURATION`).

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::TraceContinuationStrategy;
 use crate::model::clock::Stamp;
-use crate::model::event::{Event, LabelValue, Labels, Outcome, TransactionEvent, TxContext, User};
+use crate::model::event::{
+    DroppedStat, Event, ExitContext, LabelValue, Labels, Outcome, TransactionEvent, TxContext, User, MAX_DROPPED_STATS,
+};
 use crate::model::ids::{SpanId, TraceId};
 use crate::propagation::{extract, HeaderSource, TraceParent, TraceState};
 use crate::record::context::{thread_tag, Active, Context, ContextGuard};
@@ -38,6 +40,11 @@ pub(crate) struct TxShared {
     /// Spans not recorded because the transaction was past `max_spans`.
     pub(crate) spans_dropped: AtomicU32,
     pub(crate) max_spans: u32,
+    /// `EXIT_SPAN_MIN_DURATION` as the transaction started.
+    pub(crate) exit_min: std::time::Duration,
+    /// Exit spans dropped for being fast, and their `dropped_spans_stats`. Locked only by such
+    /// spans (which already allocated their context) and at the transaction's end.
+    pub(crate) dropped_exits: Mutex<(u32, Vec<DroppedStat>)>,
     /// `SPAN_STACK_TRACE_MIN_DURATION` (`None`: never) and `STACK_TRACE_LIMIT`, as the
     /// transaction started: a span's end compares one duration.
     pub(crate) span_stack_min: Option<std::time::Duration>,
@@ -106,6 +113,34 @@ impl TxShared {
         match self.lock_overrides().as_ref().and_then(|o| o.name.clone()) {
             Some(name) => name,
             None => self.name.clone(),
+        }
+    }
+
+    /// Counts an exit span that was not sent in `dropped_spans_stats`: per (destination
+    /// resource, service target, outcome), at most [`MAX_DROPPED_STATS`] entries (later new
+    /// destinations are still counted in `span_count.dropped`).
+    pub(crate) fn count_dropped_exit(&self, exit: &ExitContext, outcome: Outcome, us: u64) {
+        let mut guard = self.dropped_exits.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, stats) = &mut *guard;
+        *count += 1;
+        let same = |d: &&mut DroppedStat| {
+            d.outcome == outcome
+                && d.resource.as_deref() == exit.resource()
+                && d.target_type == exit.target_type
+                && d.target_name == exit.target_name
+        };
+        if let Some(d) = stats.iter_mut().find(same) {
+            d.count += 1;
+            d.sum_us += us;
+        } else if stats.len() < MAX_DROPPED_STATS {
+            stats.push(DroppedStat {
+                resource: exit.resource().map(str::to_string),
+                target_type: exit.target_type.clone(),
+                target_name: exit.target_name.clone(),
+                outcome,
+                count: 1,
+                sum_us: us,
+            });
         }
     }
 
@@ -275,6 +310,7 @@ impl<'a> TransactionBuilder<'a> {
             _ => tracestate,
         };
         let max_spans = live.transaction_max_spans;
+        let exit_min = live.exit_span_min_duration();
         // A limit of 0 means no stacks at all: no span pays for the check either.
         let stack_limit = live.stack_trace_limit();
         let span_stack_min = live.span_stack_trace_min_duration().filter(|_| stack_limit != 0);
@@ -293,6 +329,8 @@ impl<'a> TransactionBuilder<'a> {
             spans_reserved: AtomicU32::new(0),
             spans_dropped: AtomicU32::new(0),
             max_spans,
+            exit_min,
+            dropped_exits: Mutex::new((0, Vec::new())),
             span_stack_min,
             stack_limit,
             overrides: Mutex::new(None),
@@ -549,7 +587,12 @@ impl Transaction {
         let duration = r.start.ms_until(Stamp::now());
         // This thread's unused span slots come back before the spans are counted.
         crate::record::context::with_hot(|h| h.return_span_slots(&r.shared));
-        let (spans_started, spans_dropped) = r.shared.span_counts();
+        let (mut spans_started, mut spans_dropped) = r.shared.span_counts();
+        let (fast_exits, dropped_stats) =
+            std::mem::take(&mut *r.shared.dropped_exits.lock().unwrap_or_else(|e| e.into_inner()));
+        // Started and then dropped: Elastic counts them as dropped, not started.
+        spans_started -= fast_exits.min(spans_started);
+        spans_dropped += fast_exits;
         let shared = &r.shared;
         shared.agent.inlet.submit(Event::Transaction(Box::new(TransactionEvent {
             trace_id: shared.trace_id,
@@ -565,6 +608,7 @@ impl Transaction {
             sample_rate: shared.sample_rate,
             spans_started,
             spans_dropped,
+            dropped_stats,
             labels: r.labels,
             context: r.context,
             thread: r.thread,

@@ -1,0 +1,180 @@
+//! Typed exit spans (issue 19): database, messaging and destination context on spans,
+//! validated against APM Server's vendored span schema.
+
+mod support;
+
+use apm_runtime::{DbContext, Span};
+use support::{flush, memory_agent, named, schemas};
+
+#[test]
+fn each_exit_kind_is_schema_valid_with_its_context() {
+    let (agent, sink) = memory_agent(|c| c);
+    let tx = agent.transaction("job").start();
+    {
+        let _active = tx.attach();
+        let long = format!("SELECT {} FROM t", "x, ".repeat(5000));
+        let mut db = Span::builder("SELECT t").with_type("db").subtype("sqlite").action("query").start();
+        db.set_db(DbContext {
+            kind: "sql".into(),
+            instance: Some("app.db".into()),
+            statement: Some(long.clone()),
+            user: Some("app".into()),
+            rows_affected: Some(7),
+            link: None,
+        });
+        db.end();
+
+        let mut q = Span::builder("SEND to jobs").with_type("messaging").subtype("kafka").action("send").start();
+        q.set_message("jobs", Some(1500));
+        q.set_destination("broker.local", Some(9092));
+        q.end();
+
+        let mut redis = Span::builder("GET").with_type("db").subtype("redis").action("query").start();
+        redis.set_db(DbContext { kind: "redis".into(), statement: Some("GET k".into()), ..Default::default() });
+        redis.set_service_target("redis", None);
+        redis.set_destination("10.0.0.7", Some(6379));
+        redis.end();
+    }
+    tx.end();
+    flush(&agent);
+    let checked = schemas().check_ndjson(&sink.ndjson());
+    assert!(checked.iter().filter(|(kind, _)| kind == "span").count() == 3, "{checked:?}");
+
+    let spans = sink.spans();
+    let db = named(&spans, "SELECT t");
+    let statement = db["context"]["db"]["statement"].as_str().unwrap();
+    assert_eq!(statement.chars().count(), 10_000, "statements are cut to 10 000 characters");
+    assert!(statement.starts_with("SELECT x, x, "));
+    assert_eq!(db["context"]["db"]["type"], "sql");
+    assert_eq!(db["context"]["db"]["instance"], "app.db");
+    assert_eq!(db["context"]["db"]["user"], "app");
+    assert_eq!(db["context"]["db"]["rows_affected"], 7);
+    assert_eq!(db["context"]["service"]["target"]["type"], "sqlite");
+    assert_eq!(db["context"]["service"]["target"]["name"], "app.db");
+    assert_eq!(db["context"]["destination"]["service"]["resource"], "app.db");
+
+    let q = named(&spans, "SEND to jobs");
+    assert_eq!(q["context"]["message"]["queue"]["name"], "jobs");
+    assert_eq!(q["context"]["message"]["age"]["ms"], 1500);
+    assert_eq!(q["context"]["service"]["target"]["type"], "kafka");
+    assert_eq!(q["context"]["service"]["target"]["name"], "jobs");
+    assert_eq!(q["context"]["destination"]["address"], "broker.local");
+    assert_eq!(q["context"]["destination"]["port"], 9092);
+
+    let redis = named(&spans, "GET");
+    assert_eq!(redis["context"]["db"]["type"], "redis");
+    assert_eq!(redis["context"]["service"]["target"]["type"], "redis");
+    assert!(redis["context"]["service"]["target"].get("name").is_none());
+    assert_eq!(redis["context"]["destination"]["service"]["resource"], "redis");
+    assert_eq!(redis["context"]["destination"]["port"], 6379);
+}
+
+#[test]
+fn rusqlite_records_a_real_insert_and_select_with_statements_and_rows() {
+    use apm_runtime::integrations::rusqlite::TracedConnection;
+    let dir = std::env::temp_dir().join(format!("apm-exit-spans-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("orders.db");
+    let _ = std::fs::remove_file(&path);
+
+    let (agent, sink) = memory_agent(|c| c);
+    let tx = agent.transaction("orders job").start();
+    let names: Vec<String> = tx.context().in_scope(|| {
+        let conn = TracedConnection::open(&path).unwrap();
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, name TEXT)", []).unwrap();
+        let mut insert = conn.prepare("INSERT INTO orders (name) VALUES (?1)").unwrap();
+        for name in ["a", "b", "c"] {
+            assert_eq!(insert.execute([name]).unwrap(), 1);
+        }
+        assert_eq!(conn.execute("UPDATE orders SET name = name || '!' WHERE id > 1", []).unwrap(), 2);
+        let mut select = conn.prepare("SELECT name FROM orders ORDER BY id").unwrap();
+        select.query_map([], |r| r.get(0)).unwrap()
+    });
+    assert_eq!(names, ["a", "b!", "c!"]);
+    tx.end();
+    flush(&agent);
+    schemas().check_ndjson(&sink.ndjson());
+
+    let spans = sink.spans();
+    assert_eq!(spans.len(), 1 + 3 + 1 + 1);
+    let tx_id = &sink.transactions()[0]["id"];
+    for s in &spans {
+        assert_eq!(
+            (s["type"].as_str(), s["subtype"].as_str(), s["action"].as_str()),
+            (Some("db"), Some("sqlite"), Some("query"))
+        );
+        assert_eq!(s["parent_id"], *tx_id);
+        assert_eq!(s["context"]["db"]["instance"], "orders.db");
+        assert_eq!(s["context"]["service"]["target"]["name"], "orders.db");
+    }
+    let inserts: Vec<_> = spans.iter().filter(|s| s["name"] == "INSERT orders").collect();
+    assert_eq!(inserts.len(), 3);
+    assert!(inserts.iter().all(|s| s["context"]["db"]["statement"] == "INSERT INTO orders (name) VALUES (?1)"));
+    assert!(inserts.iter().all(|s| s["context"]["db"]["rows_affected"] == 1));
+    let update = named(&spans, "UPDATE orders");
+    assert_eq!(update["context"]["db"]["rows_affected"], 2);
+    let select = named(&spans, "SELECT orders");
+    assert_eq!(select["context"]["db"]["statement"], "SELECT name FROM orders ORDER BY id");
+    assert_eq!(select["context"]["db"]["rows_affected"], 3);
+    assert_eq!(select["outcome"], "success");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn exit_spans_below_the_minimum_duration_are_counted_not_sent() {
+    let (agent, sink) = memory_agent(|c| c.exit_span_min_duration(std::time::Duration::from_secs(5)));
+    let tx = agent.transaction("fast calls").start();
+    tx.context().in_scope(|| {
+        for i in 0..5 {
+            let mut db = Span::builder("SELECT t").with_type("db").subtype("sqlite").action("query").start();
+            db.set_db(DbContext { kind: "sql".into(), instance: Some("app.db".into()), ..Default::default() });
+            if i == 4 {
+                db.set_outcome(apm_runtime::Outcome::Failure);
+            }
+            db.end();
+        }
+        // Trace headers went out from this one: downstream names it as parent, so it stays.
+        let mut http = Span::builder("GET api").with_type("external").subtype("http").start();
+        http.set_http("GET", "http://api:80/", Some(200), "api", Some(80));
+        http.end();
+        // Not an exit span: never dropped for being short.
+        Span::start("compute").end();
+    });
+    tx.end();
+    flush(&agent);
+    schemas().check_ndjson(&sink.ndjson());
+
+    let spans = sink.spans();
+    let mut names: Vec<_> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["GET api", "compute"]);
+    let tx = &sink.transactions()[0];
+    assert_eq!(tx["span_count"]["started"], 2);
+    assert_eq!(tx["span_count"]["dropped"], 5);
+    let stats = tx["dropped_spans_stats"].as_array().unwrap();
+    assert_eq!(stats.len(), 2, "one entry per outcome: {stats:?}");
+    let ok = stats.iter().find(|s| s["outcome"] == "success").unwrap();
+    assert_eq!(ok["destination_service_resource"], "app.db");
+    assert_eq!(ok["service_target_type"], "sqlite");
+    assert_eq!(ok["service_target_name"], "app.db");
+    assert_eq!(ok["duration"]["count"], 4);
+    let failed = stats.iter().find(|s| s["outcome"] == "failure").unwrap();
+    assert_eq!(failed["duration"]["count"], 1);
+    let sum: u64 = stats.iter().map(|s| s["duration"]["sum"]["us"].as_u64().unwrap()).sum();
+    assert!(sum < 5_000_000, "the summed duration of five fast calls: {sum} µs");
+}
+
+#[test]
+fn by_default_fast_exit_spans_are_sent() {
+    let (agent, sink) = memory_agent(|c| c);
+    let tx = agent.transaction("fast calls").start();
+    tx.context().in_scope(|| {
+        let mut db = Span::builder("SELECT t").with_type("db").subtype("sqlite").start();
+        db.set_db(DbContext { kind: "sql".into(), ..Default::default() });
+        db.end();
+    });
+    tx.end();
+    flush(&agent);
+    assert_eq!(sink.spans().len(), 1);
+    assert!(sink.transactions()[0].get("dropped_spans_stats").is_none());
+}
