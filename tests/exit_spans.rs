@@ -51,7 +51,7 @@ fn each_exit_kind_is_schema_valid_with_its_context() {
     assert_eq!(db["context"]["db"]["rows_affected"], 7);
     assert_eq!(db["context"]["service"]["target"]["type"], "sqlite");
     assert_eq!(db["context"]["service"]["target"]["name"], "app.db");
-    assert_eq!(db["context"]["destination"]["service"]["resource"], "app.db");
+    assert_eq!(db["context"]["destination"]["service"]["resource"], "sqlite/app.db", "Elastic's type/name");
 
     let q = named(&spans, "SEND to jobs");
     assert_eq!(q["context"]["message"]["queue"]["name"], "jobs");
@@ -60,6 +60,7 @@ fn each_exit_kind_is_schema_valid_with_its_context() {
     assert_eq!(q["context"]["service"]["target"]["name"], "jobs");
     assert_eq!(q["context"]["destination"]["address"], "broker.local");
     assert_eq!(q["context"]["destination"]["port"], 9092);
+    assert_eq!(q["context"]["destination"]["service"]["resource"], "kafka/jobs");
 
     let redis = named(&spans, "GET");
     assert_eq!(redis["context"]["db"]["type"], "redis");
@@ -154,7 +155,7 @@ fn exit_spans_below_the_minimum_duration_are_counted_not_sent() {
     let stats = tx["dropped_spans_stats"].as_array().unwrap();
     assert_eq!(stats.len(), 2, "one entry per outcome: {stats:?}");
     let ok = stats.iter().find(|s| s["outcome"] == "success").unwrap();
-    assert_eq!(ok["destination_service_resource"], "app.db");
+    assert_eq!(ok["destination_service_resource"], "sqlite/app.db");
     assert_eq!(ok["service_target_type"], "sqlite");
     assert_eq!(ok["service_target_name"], "app.db");
     assert_eq!(ok["duration"]["count"], 4);

@@ -612,7 +612,6 @@ impl Serialize for TransactionEvent {
 /// target and outcome.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct DroppedStat {
-    pub(crate) resource: Option<String>,
     pub(crate) target_type: Option<String>,
     pub(crate) target_name: Option<String>,
     pub(crate) outcome: Outcome,
@@ -637,7 +636,7 @@ impl Serialize for DroppedStat {
         #[derive(Serialize)]
         struct Wire<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
-            destination_service_resource: Option<&'a str>,
+            destination_service_resource: Option<Cow<'a, str>>,
             #[serde(skip_serializing_if = "Option::is_none")]
             service_target_type: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -646,7 +645,7 @@ impl Serialize for DroppedStat {
             duration: Duration,
         }
         Wire {
-            destination_service_resource: self.resource.as_deref(),
+            destination_service_resource: resource(self.target_type.as_deref(), self.target_name.as_deref()),
             service_target_type: self.target_type.as_deref(),
             service_target_name: self.target_name.as_deref(),
             outcome: self.outcome,
@@ -679,9 +678,22 @@ pub(crate) struct ExitContext {
 }
 
 impl ExitContext {
-    /// `context.destination.service.resource`: the target's name, else its type.
-    pub(crate) fn resource(&self) -> Option<&str> {
-        self.target_name.as_deref().or(self.target_type.as_deref())
+    /// `context.destination.service.resource`, derived from the service target as Elastic's
+    /// agents do (`tracing-spans-service-target.md`): `type/name` (`postgresql/shop`,
+    /// `kafka/orders`), the name alone for HTTP and gRPC (`api.example.com:443`), the type
+    /// alone without a name.
+    pub(crate) fn resource(&self) -> Option<Cow<'_, str>> {
+        resource(self.target_type.as_deref(), self.target_name.as_deref())
+    }
+}
+
+/// See [`ExitContext::resource`].
+pub(crate) fn resource<'a>(kind: Option<&'a str>, name: Option<&'a str>) -> Option<Cow<'a, str>> {
+    match (kind, name) {
+        (Some("http" | "grpc") | None, Some(name)) => Some(Cow::Borrowed(name)),
+        (Some(kind), Some(name)) => Some(Cow::Owned(format!("{kind}/{name}"))),
+        (Some(kind), None) => Some(Cow::Borrowed(kind)),
+        (None, None) => None,
     }
 }
 
@@ -836,7 +848,7 @@ impl Serialize for SpanEvent {
         }
         #[derive(Serialize)]
         struct Resource<'a> {
-            resource: &'a str,
+            resource: Cow<'a, str>,
         }
         #[derive(Serialize)]
         struct Destination<'a> {
@@ -931,11 +943,7 @@ impl Serialize for SpanEvent {
         let context = match (self.exit(), tags) {
             (None, None) => None,
             (exit, tags) => {
-                let resource = exit.and_then(|e| match (&e.target_name, &e.target_type) {
-                    (Some(name), _) => Some(name.as_str()),
-                    (None, Some(t)) => Some(t.as_str()),
-                    _ => None,
-                });
+                let resource = exit.and_then(ExitContext::resource);
                 Some(Ctx {
                     tags,
                     db: exit.and_then(|e| e.db.as_ref()).map(|d| Db {
@@ -961,7 +969,12 @@ impl Serialize for SpanEvent {
                     destination: exit.zip(resource).map(|(e, resource)| Destination {
                         address: e.address.as_deref(),
                         port: e.port,
-                        service: Resource { resource },
+                        service: Resource {
+                            resource: match resource {
+                                Cow::Borrowed(r) => Cow::Borrowed(truncate(r)),
+                                Cow::Owned(r) => Cow::Owned(truncate(&r).to_string()),
+                            },
+                        },
                     }),
                     service: exit.and_then(|e| {
                         e.target_type

@@ -542,7 +542,8 @@ impl Span {
     }
 
     /// Sets `context.service.target` (type and optional name), from which the reporter
-    /// derives `context.destination.service.resource` (the name, else the type), overriding
+    /// derives `context.destination.service.resource` (`type/name`; the name alone for `http`
+    /// and `grpc`; the type alone without a name), overriding
     /// what [`Span::set_db`], [`Span::set_message`] or [`Span::set_http`] derived.
     ///
     /// ```

@@ -124,17 +124,14 @@ impl TxShared {
         let (count, stats) = &mut *guard;
         *count += 1;
         let same = |d: &&mut DroppedStat| {
-            d.outcome == outcome
-                && d.resource.as_deref() == exit.resource()
-                && d.target_type == exit.target_type
-                && d.target_name == exit.target_name
+            // The resource derives from the target: comparing the target compares both.
+            d.outcome == outcome && d.target_type == exit.target_type && d.target_name == exit.target_name
         };
         if let Some(d) = stats.iter_mut().find(same) {
             d.count += 1;
             d.sum_us += us;
         } else if stats.len() < MAX_DROPPED_STATS {
             stats.push(DroppedStat {
-                resource: exit.resource().map(str::to_string),
                 target_type: exit.target_type.clone(),
                 target_name: exit.target_name.clone(),
                 outcome,
