@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use apm_runtime::integrations::reqwest::SendTraced;
 use apm_runtime::integrations::rusqlite::TracedConnection;
-use apm_runtime::report::MemorySink;
-use apm_runtime::{transaction, Agent, Config};
+use apm_runtime::transaction;
 use apm_toolkit::demo_server::DemoServer;
+use apm_toolkit::job::JobAgent;
 
 fn main() {
     if let Err(e) = run() {
@@ -31,27 +31,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     conn.inner().execute_batch("CREATE TABLE items (id INTEGER PRIMARY KEY, worker INTEGER, name TEXT);")?;
     drop(conn);
 
-    let shipping = std::env::var_os("ELASTIC_APM_SERVER_URL").is_some();
-    let memory = MemorySink::new();
-    let agent = if shipping {
-        apm_runtime::init()?
-    } else {
-        let config = Config::builder().service_name("inventory").build()?;
-        let agent = Agent::builder().config(config).sink(memory.clone()).build()?;
-        agent.install_global();
-        agent
-    };
-
+    let job = JobAgent::start("inventory")?;
     restock(&db, &server.base_url());
-
-    agent.flush(Duration::from_secs(5));
-    if shipping {
-        let stats = agent.stats();
-        println!("sent {} events to {} ({} dropped)", stats.sent, agent.config().server_url(), stats.dropped.total());
-    } else {
-        let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(120);
-        println!("{}", memory.waterfall().render_text(width, std::env::var_os("NO_COLOR").is_none()));
-    }
+    job.finish();
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

@@ -41,7 +41,10 @@ impl Poller {
         let state = State::new(local, Arc::downgrade(live), server, stop.clone());
         let handle = std::thread::Builder::new()
             .name("apm-central-config".into())
-            .spawn(move || state.run())
+            .spawn(move || {
+                let _agent_work = crate::model::thread::agent_work();
+                state.run()
+            })
             .expect("spawning the apm-central-config thread");
         Poller { stop, thread: handle.thread().clone() }
     }

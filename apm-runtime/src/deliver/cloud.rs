@@ -71,6 +71,7 @@ impl Detection {
             // Detached: a metadata host that never answers (or a DNS lookup that hangs) keeps
             // only this thread, which ends with its request's timeout.
             let spawned = std::thread::Builder::new().name("apm-cloud-metadata".into()).spawn(move || {
+                let _agent_work = crate::model::thread::agent_work();
                 let answer = ask(provider, &endpoints, deadline);
                 // With `auto`, two of three providers saying no is the normal case.
                 if let (Err(why), true) = (&answer, explicit) {

@@ -235,6 +235,7 @@ enum After {
 
 impl Reporter {
     fn run(mut self) {
+        let _agent_work = crate::model::thread::agent_work();
         if let Some(detection) = self.cloud.take() {
             // Started here, not in `init()`: the requests' threads are the reporter's business.
             self.delivery.lock().unwrap_or_else(|e| e.into_inner()).cloud = Some(detection.start());
@@ -307,6 +308,8 @@ impl Delivery {
     fn deliver(&mut self, after: After) -> bool {
         DELIVERING.with(|d| d.set(true));
         let _delivering = Delivering;
+        // A flushing application thread delivering here too: what the sinks do is not its work.
+        let _agent_work = crate::model::thread::agent_work();
         let failed_before = self.ledger.counters.failed();
         self.drain(after);
         each_sink(&mut self.sinks, &self.metadata, &self.ledger, |sink, c| match after {
@@ -362,6 +365,7 @@ impl Delivery {
             std::mem::swap(&mut batch, &mut self.held);
         }
         self.symbols.resolve_batch(&mut batch);
+        crate::model::otel::apply(&mut batch);
         if let Some(metrics) = &mut self.metrics {
             metrics.observe(&batch);
             // At shutdown the interval so far is reported too: a batch job's breakdown and its

@@ -102,9 +102,11 @@ impl Symbolizer {
                 None => (None, None),
             };
             let abs_path = symbol.filename().map(|f| f.to_string_lossy().into_owned());
+            // Not Rust (glibc's `./nptl/pthread_create.c`, a symbol with no path such as
+            // `__rust_try` or `start_thread`): never the application's own code.
             let (filename, library_frame) = match &abs_path {
-                Some(abs) => (Some(self.relative(abs)), self.is_library_file(abs)),
-                None => (None, is_std(module.as_deref().or(function.as_deref()))),
+                Some(abs) => (Some(self.relative(abs)), self.is_library_file(abs) || !abs.ends_with(".rs")),
+                None => (None, module.is_none() || is_std(module.as_deref().or(function.as_deref()))),
             };
             // The agent is never the application's code, wherever its sources are (a path or
             // git dependency, or this workspace).

@@ -11,3 +11,5 @@ pub mod tower;
 pub mod metrics;
 #[cfg(feature = "rusqlite")]
 pub mod rusqlite;
+#[cfg(feature = "tracing")]
+pub mod tracing;

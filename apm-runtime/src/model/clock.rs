@@ -61,10 +61,31 @@ impl Stamp {
         self.us_until(later) as f64 / 1_000.0
     }
 
+    /// `d` earlier (no earlier than the clock's origin).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn minus(self, d: std::time::Duration) -> Stamp {
+        Stamp(self.0.checked_sub(d).unwrap_or(self.0))
+    }
+
     #[cfg(test)]
     pub(crate) fn plus(self, d: std::time::Duration) -> Stamp {
         Stamp(self.0 + d)
     }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm);
+/// std has no calendar support and a dependency is not worth one timestamp.
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m as u32, d as u32)
 }
 
 #[cfg(test)]

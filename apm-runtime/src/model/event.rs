@@ -14,6 +14,7 @@ use crate::model::clock::Stamp;
 use crate::model::ids::{SpanId, TraceId};
 use crate::model::metadata::Metadata;
 use crate::model::metricset::MetricsetEvent;
+use crate::model::otel::Otel;
 use crate::model::stacktrace::{Frame, RawStack};
 
 /// How a transaction or span ended, as Elastic's `outcome` field.
@@ -264,6 +265,8 @@ pub struct TransactionEvent {
     pub(crate) thread: u64,
     /// Spans of other traces this one is linked to (a restarted incoming trace).
     pub(crate) links: Vec<(TraceId, SpanId)>,
+    /// What a bridged `tracing` span recorded (`otel.attributes`, `otel.span_kind`).
+    pub(crate) otel: Option<Box<Otel>>,
 }
 
 /// The parts of a transaction's `context` besides its labels.
@@ -549,6 +552,8 @@ impl Serialize for TransactionEvent {
             links: Vec<Link>,
             #[serde(skip_serializing_if = "<[_]>::is_empty")]
             dropped_spans_stats: &'a [DroppedStat],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            otel: Option<&'a Otel>,
         }
         #[derive(Serialize)]
         struct FullContext<'a> {
@@ -602,6 +607,7 @@ impl Serialize for TransactionEvent {
             span_count: SpanCount { started: self.spans_started, dropped: self.spans_dropped },
             context,
             links: self.links.iter().map(|&(trace_id, span_id)| Link { trace_id, span_id }).collect(),
+            otel: self.otel.as_deref(),
             dropped_spans_stats: &self.dropped_stats,
         }
         .serialize(s)
@@ -768,6 +774,9 @@ pub(crate) struct SpanMore {
     /// captured; the reporter resolves it into `frames`.
     pub(crate) stack: Option<RawStack>,
     pub(crate) frames: Vec<Frame>,
+    /// What a bridged `tracing` span recorded; the reporter maps it onto the fields above
+    /// (`model::otel::apply`) before any sink sees the span.
+    pub(crate) otel: Option<Otel>,
 }
 
 impl SpanEvent {
@@ -937,6 +946,8 @@ impl Serialize for SpanEvent {
             context: Option<Ctx<'a>>,
             #[serde(skip_serializing_if = "<[_]>::is_empty")]
             stacktrace: &'a [Frame],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            otel: Option<&'a Otel>,
         }
         let labels = self.labels();
         let tags = (!labels.is_empty()).then_some(Tags(labels));
@@ -1000,6 +1011,7 @@ impl Serialize for SpanEvent {
             sample_rate: self.sample_rate,
             context,
             stacktrace: self.more.as_ref().map_or(&[], |m| &m.frames),
+            otel: self.more.as_ref().and_then(|m| m.otel.as_ref()),
         }
         .serialize(s)
     }
@@ -1026,6 +1038,20 @@ pub struct ErrorEvent {
     /// given, the culprit) before any sink sees the event.
     pub(crate) stack: Option<RawStack>,
     pub(crate) frames: Vec<Frame>,
+    /// `context.tags`: the fields of a `tracing` event reported as an error.
+    pub(crate) labels: Labels,
+    /// `log`: what a logged error said (a `tracing` ERROR event). With an empty
+    /// `exception_type` the error is sent as this log record alone, with no `exception`.
+    pub(crate) log: Option<Box<ErrorLog>>,
+}
+
+/// The `log` of an error event that was logged rather than raised.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct ErrorLog {
+    pub(crate) message: String,
+    pub(crate) level: &'static str,
+    /// The `tracing` target (a module path, unless the code named another).
+    pub(crate) logger_name: &'static str,
 }
 
 /// One error of an `exception.cause` chain.
@@ -1044,6 +1070,14 @@ pub(crate) struct ErrorTransaction {
     pub(crate) name: Cow<'static, str>,
     pub(crate) kind: Cow<'static, str>,
     pub(crate) sampled: bool,
+}
+
+impl ErrorEvent {
+    /// Whether the error has an `exception` (raised, or logged with an error value); a logged
+    /// error with none is its `log` alone.
+    pub(crate) fn has_exception(&self) -> bool {
+        self.log.is_none() || !self.exception_type.is_empty()
+    }
 }
 
 impl Serialize for ErrorEvent {
@@ -1069,6 +1103,16 @@ impl Serialize for ErrorEvent {
             sampled: bool,
         }
         #[derive(Serialize)]
+        struct Log<'a> {
+            message: &'a str,
+            level: &'a str,
+            logger_name: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Ctx<'a> {
+            tags: Tags<'a>,
+        }
+        #[derive(Serialize)]
         struct Wire<'a> {
             id: TraceId,
             trace_id: TraceId,
@@ -1078,9 +1122,14 @@ impl Serialize for ErrorEvent {
             timestamp: u64,
             #[serde(skip_serializing_if = "Option::is_none")]
             culprit: Option<&'a str>,
-            exception: Exception<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            exception: Option<Exception<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            log: Option<Log<'a>>,
             #[serde(skip_serializing_if = "Option::is_none")]
             transaction: Option<Tx<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            context: Option<Ctx<'a>>,
         }
         Wire {
             id: self.id,
@@ -1089,19 +1138,25 @@ impl Serialize for ErrorEvent {
             parent_id: self.parent_id,
             timestamp: self.timestamp,
             culprit: self.culprit.as_deref().map(truncate),
-            exception: Exception {
+            exception: self.has_exception().then(|| Exception {
                 message: &self.message,
                 kind: truncate(&self.exception_type),
                 module: crate::model::stacktrace::type_module(&self.exception_type).map(truncate),
                 handled: self.handled,
                 stacktrace: &self.frames,
                 cause: &self.causes,
-            },
+            }),
+            log: self.log.as_deref().map(|l| Log {
+                message: &l.message,
+                level: l.level,
+                logger_name: truncate(l.logger_name),
+            }),
             transaction: self.transaction.as_ref().map(|t| Tx {
                 name: truncate(&t.name),
                 kind: truncate(&t.kind),
                 sampled: t.sampled,
             }),
+            context: (!self.labels.is_empty()).then(|| Ctx { tags: Tags(&self.labels) }),
         }
         .serialize(s)
     }

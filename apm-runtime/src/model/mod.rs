@@ -10,6 +10,7 @@ pub(crate) mod event;
 pub(crate) mod ids;
 pub(crate) mod metadata;
 pub(crate) mod metricset;
+pub(crate) mod otel;
 pub(crate) mod span_line;
 pub(crate) mod stacktrace;
 pub(crate) mod thread;

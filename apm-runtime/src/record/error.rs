@@ -6,7 +6,7 @@ use std::sync::Once;
 
 use crate::model;
 use crate::model::clock::Stamp;
-use crate::model::event::{Cause, ErrorEvent, ErrorTransaction};
+use crate::model::event::{Cause, ErrorEvent, ErrorLog, ErrorTransaction, Labels};
 use crate::model::ids::{SpanId, TraceId};
 use crate::model::stacktrace::RawStack;
 use crate::record::context::{thread_tag, Context};
@@ -110,7 +110,7 @@ fn causes(mut next: Option<&(dyn std::error::Error + 'static)>) -> Vec<Cause> {
 
 /// The type behind a `dyn Error`, for the standard library's errors (what else hides behind a
 /// `source()` cannot be named without the application's help).
-fn known_type(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+pub(crate) fn known_type(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     macro_rules! probe {
         ($($t:ty),*) => {$(
             if err.is::<$t>() {
@@ -160,7 +160,7 @@ fn report_with_stack(
 ) -> TraceId {
     let transaction =
         ErrorTransaction { id: tx.id, name: tx.current_name(), kind: tx.kind.clone(), sampled: tx.sampled };
-    let event = Event { exception_type, details, culprit, handled, stack };
+    let event = Event { exception_type, details, culprit, handled, stack, labels: Vec::new(), log: None };
     submit(&tx.agent, tx.trace_id, parent_id, Some(transaction), event)
 }
 
@@ -180,8 +180,38 @@ pub(crate) fn report_outside(
     if !agent.recording() {
         return None;
     }
-    let event = Event { exception_type, details, culprit, handled, stack };
+    let event = Event { exception_type, details, culprit, handled, stack, labels: Vec::new(), log: None };
     Some(submit(&agent, TraceId::random(), SpanId::random(), None, event))
+}
+
+/// Reports an error that was logged (a `tracing` event at ERROR level): under `ctx`'s span or
+/// transaction, or on a trace of its own outside any. `error`: the type and what an error
+/// value logged with it says (then it has an `exception`); `log`: the logged message, level
+/// and logger; `labels`: the event's other fields. Returns the error's id.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) fn report_logged(
+    ctx: &Context,
+    error: Option<(&str, Details)>,
+    log: ErrorLog,
+    labels: Labels,
+) -> Option<TraceId> {
+    let (exception_type, details) = error.unwrap_or(("", Details::message(String::new())));
+    let event = Event { exception_type, details, culprit: None, handled: true, stack: None, labels, log: Some(log) };
+    match &ctx.active {
+        Some(a) => {
+            let tx = &a.tx;
+            let transaction =
+                ErrorTransaction { id: tx.id, name: tx.current_name(), kind: tx.kind.clone(), sampled: tx.sampled };
+            Some(submit(&tx.agent, tx.trace_id, a.parent_id, Some(transaction), event))
+        }
+        None => {
+            let agent = crate::record::recorder::default_recorder()?;
+            if !agent.recording() {
+                return None;
+            }
+            Some(submit(&agent, TraceId::random(), SpanId::random(), None, event))
+        }
+    }
 }
 
 /// One error on its way to [`submit`].
@@ -192,6 +222,8 @@ struct Event<'a> {
     handled: bool,
     /// `None`: take the stack now.
     stack: Option<RawStack>,
+    labels: Labels,
+    log: Option<ErrorLog>,
 }
 
 fn submit(
@@ -220,6 +252,8 @@ fn submit(
         causes: event.details.causes,
         stack,
         frames: Vec::new(),
+        labels: event.labels,
+        log: event.log.map(Box::new),
     })));
     id
 }

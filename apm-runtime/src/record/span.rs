@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::model::clock::Stamp;
 use crate::model::event::{DbContext, ExitContext, LabelValue, Outcome, SpanEvent};
 use crate::model::ids::SpanId;
+use crate::model::otel::Otel;
 use crate::record::context::{hot, with_hot, Active, Context, ContextGuard, Hot, EMPTY, UNSAMPLED};
 use crate::record::error;
 use crate::record::transaction::TxShared;
@@ -421,6 +422,22 @@ impl Span {
             State::Recording(_, ev) => Some(ev),
             _ => None,
         }
+    }
+
+    /// Moves the span's start `by` earlier: for work reported when it is over (sqlx logs a
+    /// query with its elapsed time once it has run).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn backdate(&mut self, by: std::time::Duration) {
+        if let Some(r) = self.record() {
+            r.start = r.start.minus(by);
+        }
+    }
+
+    /// What a bridged `tracing` span recorded, made on first use; `None` when the span records
+    /// nothing.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn otel_mut(&mut self) -> Option<&mut Otel> {
+        self.record().map(|r| r.more_mut().otel.get_or_insert_with(Otel::default))
     }
 
     /// Sets the `outcome`; otherwise `success`, or `failure` if the span ends by a panic.

@@ -22,9 +22,23 @@ pub(crate) fn capture(limit: i32) -> Option<RawStack> {
     };
     let cap = limit.saturating_add(MACHINERY).min(MAX_FRAMES);
     let mut ips = Vec::with_capacity(cap.min(96));
-    backtrace::trace(|frame| {
+    let mut take = |frame: &backtrace::Frame| {
         ips.push(frame.ip() as usize);
         ips.len() < cap
-    });
+    };
+    // `backtrace::trace` takes the crate's process-wide lock, which `backtrace::resolve` holds
+    // too, and the reporter's first resolve holds it while it loads the binary's debug info
+    // (hundreds of ms in a debug build): an application thread ending a slow span then waited
+    // for it. On Unix the walk needs no lock.
+    #[cfg(all(unix, not(miri)))]
+    // SAFETY: the lock serializes calls into Windows' dbghelp, which is not thread-safe, and
+    // guards the symbol cache that `resolve` fills. On Unix `trace` walks the stack with the
+    // system unwinder (`_Unwind_Backtrace`), which is safe to call from any number of threads
+    // at once, and reads nothing the symbol cache holds.
+    unsafe {
+        backtrace::trace_unsynchronized(&mut take)
+    };
+    #[cfg(not(all(unix, not(miri))))]
+    backtrace::trace(&mut take);
     Some(RawStack { ips, limit })
 }

@@ -10,6 +10,7 @@ use crate::model::event::{
     DroppedStat, Event, ExitContext, LabelValue, Labels, Outcome, TransactionEvent, TxContext, User, MAX_DROPPED_STATS,
 };
 use crate::model::ids::{SpanId, TraceId};
+use crate::model::otel::Otel;
 use crate::propagation::{extract, HeaderSource, TraceParent, TraceState};
 use crate::record::context::{thread_tag, Active, Context, ContextGuard};
 use crate::record::error;
@@ -198,6 +199,8 @@ struct TxRecord {
     /// The incoming parent when the trace was restarted (`ELASTIC_APM_TRACE_CONTINUATION_STRATEGY`),
     /// sent as a span link so the two traces stay connected.
     links: Vec<(TraceId, SpanId)>,
+    /// What a bridged `tracing` span recorded (only for transactions the bridge started).
+    otel: Option<Box<Otel>>,
 }
 
 /// Configures a transaction before it starts. Made by [`Transaction::builder`] or
@@ -344,6 +347,7 @@ impl<'a> TransactionBuilder<'a> {
                 context: None,
                 thread: thread_tag(),
                 links,
+                otel: None,
             }),
         }
     }
@@ -467,6 +471,14 @@ impl Transaction {
     pub(crate) fn context_mut(&mut self) -> Option<&mut TxContext> {
         let r = self.rec.as_mut().filter(|r| r.shared.sampled)?;
         Some(r.context.get_or_insert_with(Box::default))
+    }
+
+    /// What a bridged `tracing` span recorded, made on first use; `None` for a no-op or
+    /// unsampled transaction (which sends no context).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn otel_mut(&mut self) -> Option<&mut Otel> {
+        let r = self.rec.as_mut().filter(|r| r.shared.sampled)?;
+        Some(r.otel.get_or_insert_with(Box::default))
     }
 
     /// Whether the result was set (by the owner or through the handle): integrations only fill
@@ -610,6 +622,7 @@ impl Transaction {
             context: r.context,
             thread: r.thread,
             links: r.links,
+            otel: r.otel,
         })));
     }
 }

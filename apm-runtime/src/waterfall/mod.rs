@@ -187,7 +187,10 @@ impl Row {
                 trace_id: e.trace_id.to_string(),
                 id: e.id.to_string(),
                 parent_id: Some(e.parent_id.to_string()),
-                name: format!("{}: {}", e.exception_type, e.message),
+                name: match (&e.log, e.has_exception()) {
+                    (Some(log), false) => format!("{} {}: {}", log.level, log.logger_name, log.message),
+                    _ => format!("{}: {}", e.exception_type, e.message),
+                },
                 span_type: "error".to_string(),
                 subtype: None,
                 start_us: e.timestamp,
