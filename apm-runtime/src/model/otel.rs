@@ -76,6 +76,10 @@ pub(crate) struct Otel {
     /// `otel.status_code`: `ok` or `error` as an outcome (an explicit word, which wins over
     /// what the status code would say).
     pub(crate) status: Option<Outcome>,
+    /// The `tracing` callsite's target and level, sent among the attributes (kept apart so
+    /// that the application thread copies two pointers rather than growing the list).
+    pub(crate) target: &'static str,
+    pub(crate) level: &'static str,
 }
 
 impl Otel {
@@ -125,19 +129,25 @@ pub(crate) fn status(value: &str) -> Option<Outcome> {
 
 impl Serialize for Otel {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct Attributes<'a>(&'a [(&'static str, AttrValue)]);
+        struct Attributes<'a>(&'a Otel);
         impl Serialize for Attributes<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut map = s.serialize_map(Some(self.0.len()))?;
-                for (k, v) in self.0 {
+                let mut map = s.serialize_map(None)?;
+                for (k, v) in &self.0.attributes {
                     map.serialize_entry(k, v)?;
+                }
+                // A field of the same name, recorded by the application, wins.
+                for (k, v) in [("target", self.0.target), ("level", self.0.level)] {
+                    if !v.is_empty() && self.0.get(k).is_none() {
+                        map.serialize_entry(k, v)?;
+                    }
                 }
                 map.end()
             }
         }
         let mut map = s.serialize_map(None)?;
-        if !self.attributes.is_empty() {
-            map.serialize_entry("attributes", &Attributes(&self.attributes))?;
+        if !self.attributes.is_empty() || !self.target.is_empty() {
+            map.serialize_entry("attributes", &Attributes(self))?;
         }
         map.serialize_entry("span_kind", self.kind())?;
         map.end()

@@ -213,10 +213,13 @@ where
         }
         let meta = attrs.metadata();
         let parent = parent_context(attrs.parent(), attrs.is_contextual(), &ctx);
-        let mut otel = Otel::default();
+        let mut otel = Otel {
+            attributes: Vec::with_capacity(meta.fields().len()),
+            target: meta.target(),
+            level: level_name(meta.level()),
+            ..Otel::default()
+        };
         attrs.record(&mut SpanFields(&mut otel));
-        otel.set("target", AttrValue::Str(Cow::Borrowed(meta.target())));
-        otel.set("level", AttrValue::Str(Cow::Borrowed(level_name(meta.level()))));
         let (node, span_ctx) = match parent {
             Some(parent) => {
                 let mut span = Span::builder(meta.name()).child_of(&parent).start();
