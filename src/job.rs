@@ -47,7 +47,8 @@ impl JobAgent {
     }
 
     /// Delivers what the reporter holds, then prints the waterfall (`COLUMNS` wide, colored
-    /// unless `NO_COLOR`), or what was sent where.
+    /// unless `NO_COLOR`) and writes it as HTML to `target/apm-waterfall-<service>.html`, or
+    /// prints what was sent where.
     ///
     /// ```
     /// # let job = apm_toolkit::job::JobAgent::start("doc-job").unwrap();
@@ -58,7 +59,16 @@ impl JobAgent {
         match &self.memory {
             Some(memory) => {
                 let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(120);
-                println!("{}", memory.waterfall().render_text(width, std::env::var_os("NO_COLOR").is_none()));
+                let waterfall = memory.waterfall();
+                println!("{}", waterfall.render_text(width, std::env::var_os("NO_COLOR").is_none()));
+                let service = self.agent.config().service_name().to_string();
+                let html = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("target")
+                    .join(format!("apm-waterfall-{service}.html"));
+                match std::fs::write(&html, waterfall.render_html(&service)) {
+                    Ok(()) => println!("HTML waterfall: {}", html.display()),
+                    Err(e) => eprintln!("could not write {}: {e}", html.display()),
+                }
             }
             None => {
                 let stats = self.agent.stats();
