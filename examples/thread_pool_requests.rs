@@ -44,7 +44,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     agent.flush(Duration::from_secs(5));
     if shipping {
         let stats = agent.stats();
-        let waiting = stats.queued - stats.sent - (stats.dropped.send_failed + stats.dropped.rejected);
+        let waiting =
+            stats.queued - stats.sent - stats.compressed - (stats.dropped.send_failed + stats.dropped.rejected);
         println!(
             "sent {} events to {} ({} dropped, {} still waiting for the server)",
             stats.sent,

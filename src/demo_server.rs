@@ -167,13 +167,16 @@ fn serve(conn: TcpStream, received: Option<&Mutex<Vec<Received>>>, handler: &Han
             received.lock().unwrap().push(request.clone());
         }
         let (status, body) = handler(&request);
-        write!(
-            conn,
+        // One write: `write!` straight to the socket sends each piece as its own small segment,
+        // and Nagle's algorithm with the client's delayed ACK then stalls every keep-alive
+        // response after the first by ~40 ms.
+        let response = format!(
             // A session cookie, as real services set: the agent must record it as [REDACTED].
             "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nX-Served-By: demo-server\r\n\
              Set-Cookie: session=s3cr3t-cookie\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
-        )?;
+        );
+        conn.write_all(response.as_bytes())?;
         conn.flush()?;
     }
 }

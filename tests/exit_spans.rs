@@ -78,7 +78,8 @@ fn rusqlite_records_a_real_insert_and_select_with_statements_and_rows() {
     let path = dir.join("orders.db");
     let _ = std::fs::remove_file(&path);
 
-    let (agent, sink) = memory_agent(|c| c);
+    // Each statement as its own span (compressed, the three inserts would be one).
+    let (agent, sink) = memory_agent(|c| c.span_compression_enabled(false));
     let tx = agent.transaction("orders job").start();
     let names: Vec<String> = tx.context().in_scope(|| {
         let conn = TracedConnection::open(&path).unwrap();
@@ -178,4 +179,111 @@ fn by_default_fast_exit_spans_are_sent() {
     flush(&agent);
     assert_eq!(sink.spans().len(), 1);
     assert!(sink.transactions()[0].get("dropped_spans_stats").is_none());
+}
+
+/// One Redis `GET` exit span of the given outcome.
+fn redis_get(name: &'static str, outcome: apm_runtime::Outcome) {
+    let mut s = Span::builder(name).with_type("db").subtype("redis").action("query").start();
+    s.set_db(DbContext { kind: "redis".into(), statement: Some("GET k".into()), ..Default::default() });
+    s.set_service_target("redis", Some("cache-1"));
+    s.set_outcome(outcome);
+    s.end();
+}
+
+#[test]
+fn five_hundred_identical_fast_calls_arrive_as_one_composite_span() {
+    use apm_runtime::Outcome::Success;
+    let (agent, sink) = memory_agent(|c| c);
+    let tx = agent.transaction("warm cache").start();
+    tx.context().in_scope(|| (0..500).for_each(|_| redis_get("GET k", Success)));
+    tx.end();
+    flush(&agent);
+    // Every line validated against the vendored schemas (`composite` included).
+    assert_eq!(schemas().check_ndjson(&sink.ndjson()).len(), 3, "metadata, the composite, the transaction");
+    let spans = sink.spans();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let c = &spans[0]["composite"];
+    assert_eq!(c["count"], 500);
+    assert_eq!(c["compression_strategy"], "exact_match");
+    let sum = c["sum"].as_f64().unwrap();
+    let duration = spans[0]["duration"].as_f64().unwrap();
+    assert!(
+        sum > 0.0 && sum <= duration,
+        "the sum of the calls ({sum} ms) within first start..last end ({duration} ms)"
+    );
+    assert_eq!(spans[0]["name"], "GET k");
+    assert_eq!(spans[0]["context"]["destination"]["service"]["resource"], "redis/cache-1");
+    let stats = agent.stats();
+    assert_eq!((stats.queued, stats.sent, stats.compressed), (501, 2, 499));
+    let rows = sink.waterfall().render_text(120, false);
+    assert!(rows.contains("GET k ×500"), "{rows}");
+}
+
+#[test]
+fn runs_end_at_another_sibling_or_a_failure_and_same_kind_runs_are_renamed() {
+    use apm_runtime::Outcome::{Failure, Success};
+    let (agent, sink) =
+        memory_agent(|c| c.span_compression_same_kind_max_duration(std::time::Duration::from_millis(5)));
+    let tx = agent.transaction("mixed").start();
+    tx.context().in_scope(|| {
+        // Same destination, other names: `same_kind`, renamed.
+        ["GET a", "GET b", "GET c"].into_iter().for_each(|n| redis_get(n, Success));
+        redis_get("GET a", Failure); // a failure is never compressed, and ends the run
+        (0..3).for_each(|_| redis_get("GET a", Success)); // `exact_match`
+        Span::start("compute").end(); // not an exit span: ends the run
+        (0..2).for_each(|_| redis_get("GET a", Success));
+    });
+    tx.end();
+    flush(&agent);
+    schemas().check_ndjson(&sink.ndjson());
+    let spans = sink.spans();
+    let shape: Vec<(String, u64)> = spans
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap().to_string(), s["composite"]["count"].as_u64().unwrap_or(1)))
+        .collect();
+    let expected: Vec<(String, u64)> =
+        [("Calls to redis/cache-1", 3), ("GET a", 1), ("GET a", 3), ("compute", 1), ("GET a", 2)]
+            .iter()
+            .map(|(n, c)| (n.to_string(), *c))
+            .collect();
+    let mut got = shape;
+    got.sort();
+    let mut want = expected;
+    want.sort();
+    assert_eq!(got, want, "{spans:#?}");
+    let same_kind = spans.iter().find(|s| s["name"] == "Calls to redis/cache-1").unwrap();
+    assert_eq!(same_kind["composite"]["compression_strategy"], "same_kind");
+    let failed = spans.iter().find(|s| s["outcome"] == "failure").unwrap();
+    assert!(failed.get("composite").is_none());
+}
+
+#[test]
+fn compression_off_sends_every_span_and_calls_on_a_pool_are_counted_once() {
+    use apm_runtime::Outcome::Success;
+    let (agent, sink) = memory_agent(|c| c.span_compression_enabled(false));
+    let tx = agent.transaction("no compression").start();
+    tx.context().in_scope(|| (0..20).for_each(|_| redis_get("GET k", Success)));
+    tx.end();
+    flush(&agent);
+    assert_eq!(sink.spans().len(), 20);
+    assert_eq!(agent.stats().compressed, 0);
+
+    // Four threads, 50 calls each: runs form in the order the reporter receives the ends, and
+    // every call is in exactly one span or composite.
+    let (agent, sink) = memory_agent(|c| c);
+    let tx = agent.transaction("fan-out").start();
+    let ctx = tx.context();
+    let pool = threadpool::ThreadPool::new(4);
+    for _ in 0..4 {
+        let ctx = ctx.clone();
+        pool.execute(move || ctx.in_scope(|| (0..50).for_each(|_| redis_get("GET k", Success))));
+    }
+    pool.join();
+    tx.end();
+    flush(&agent);
+    let calls: u64 = sink.spans().iter().map(|s| s["composite"]["count"].as_u64().unwrap_or(1)).sum();
+    assert_eq!(calls, 200);
+    assert!(sink.spans().len() < 200, "compressed on the reporter: {}", sink.spans().len());
+    let stats = agent.stats();
+    assert_eq!(stats.sent + stats.compressed, stats.queued);
 }

@@ -210,6 +210,7 @@ fn diff(after: Stats, before: Stats) -> Stats {
     let mut d = after;
     d.queued -= before.queued;
     d.sent -= before.sent;
+    d.compressed -= before.compressed;
     d.dropped.queue_full -= before.dropped.queue_full;
     d.dropped.shutdown -= before.dropped.shutdown;
     d.dropped.send_failed -= before.dropped.send_failed;

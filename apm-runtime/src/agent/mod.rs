@@ -169,9 +169,9 @@ impl AgentBuilder {
         });
         let activation = self.activation_method.unwrap_or("builder");
         let metadata = Metadata::collect_on(&config, &Host::default(), Some(activation));
-        let reporter = reporter::spawn(outlet, sinks, metadata, cloud, &config);
-        inlet.connect(reporter.thread());
         let live = Arc::new(ArcSwap::from_pointee(config.clone()));
+        let reporter = reporter::spawn(outlet, sinks, metadata, cloud, live.clone());
+        inlet.connect(reporter.thread());
         let poller = server.map(|server| Poller::spawn(config.clone(), &live, server));
         let enabled = config.enabled;
         let inner = Arc::new(Recorder { config, live, enabled, inlet });
@@ -379,7 +379,7 @@ impl Core {
 /// last thing a short job prints when its data did not arrive.
 fn report_undelivered(stats: &Stats, timed_out: bool, timeout: Duration) {
     let d = &stats.dropped;
-    let accounted = stats.sent + d.send_failed + d.rejected;
+    let accounted = stats.sent + stats.compressed + d.send_failed + d.rejected;
     let in_flight = if timed_out { stats.queued.saturating_sub(accounted) } else { 0 };
     let lost = d.total() + in_flight;
     if lost == 0 {

@@ -72,8 +72,6 @@ mod tests {
                 "ELASTIC_APM_FROBNICATE is not an option of this agent; ignoring it",
                 "ELASTIC_APM_SERVCE_NAME is not an option of this agent (did you mean ELASTIC_APM_SERVICE_NAME?); \
                  ignoring it",
-                "read but not used by this version yet: ELASTIC_APM_SPAN_COMPRESSION_ENABLED (used once span \
-                 compression lands)",
             ]
         );
         assert!(notes(&Config::defaults(), ["ELASTIC_APM_ENABLED".to_string()]).is_empty());

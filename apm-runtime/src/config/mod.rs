@@ -245,8 +245,8 @@ impl<'a> ConfigOption<'a> {
     ///
     /// ```
     /// let c = apm_runtime::Config::builder().build().unwrap();
-    /// assert!(c.options().find(|o| o.name() == "span_compression_enabled").unwrap().pending().is_some());
-    /// assert!(c.options().find(|o| o.name() == "server_url").unwrap().pending().is_none());
+    /// // Every option of this version is in effect.
+    /// assert!(c.options().all(|o| o.pending().is_none()));
     /// ```
     pub fn pending(&self) -> Option<&'static str> {
         self.spec.pending

@@ -94,8 +94,6 @@ macro_rules! options {
     };
 }
 
-const COMPRESSION: Option<&str> = Some("span compression lands");
-
 options! {
     enabled: bool = true, "ENABLED", parse::boolean, any, show,
         dynamic: false, secret: false, pending: None;
@@ -145,12 +143,12 @@ options! {
     exit_span_min_duration: Duration = Duration::ZERO, "EXIT_SPAN_MIN_DURATION", parse::granular_duration, any,
         show_duration, dynamic: true, secret: false, pending: None;
     span_compression_enabled: bool = true, "SPAN_COMPRESSION_ENABLED", parse::boolean, any, show,
-        dynamic: true, secret: false, pending: COMPRESSION;
+        dynamic: true, secret: false, pending: None;
     span_compression_exact_match_max_duration: Duration = Duration::from_millis(50),
         "SPAN_COMPRESSION_EXACT_MATCH_MAX_DURATION", parse::duration, any, show_duration,
-        dynamic: true, secret: false, pending: COMPRESSION;
+        dynamic: true, secret: false, pending: None;
     span_compression_same_kind_max_duration: Duration = Duration::ZERO, "SPAN_COMPRESSION_SAME_KIND_MAX_DURATION",
-        parse::duration, any, show_duration, dynamic: true, secret: false, pending: COMPRESSION;
+        parse::duration, any, show_duration, dynamic: true, secret: false, pending: None;
     capture_headers: bool = true, "CAPTURE_HEADERS", parse::boolean, any, show,
         dynamic: true, secret: false, pending: None;
     capture_body: CaptureBody = CaptureBody::Off, "CAPTURE_BODY", CaptureBody::parse, any, show,

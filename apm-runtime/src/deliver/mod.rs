@@ -7,6 +7,7 @@
 
 pub(crate) mod central_config;
 pub(crate) mod cloud;
+pub(crate) mod compress;
 pub(crate) mod metrics;
 pub mod report;
 pub(crate) mod reporter;

@@ -25,7 +25,10 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::cloud::{Detection, Pending};
 use super::report::{Ledger, Sink, SinkContext};
+use arc_swap::ArcSwap;
+
 use crate::config::Config;
+use crate::deliver::compress::{self, Compressor};
 use crate::deliver::metrics::Metrics;
 use crate::deliver::symbolize::Symbolizer;
 use crate::handoff::{emptied, Outlet, Spares, BATCH};
@@ -49,7 +52,7 @@ pub(crate) fn spawn(
     sinks: Vec<Box<dyn Sink>>,
     metadata: Metadata,
     cloud: Option<Detection>,
-    config: &Config,
+    live: Arc<ArcSwap<Config>>,
 ) -> Reporting {
     let (control, control_rx) = crossbeam_channel::unbounded();
     // Sinks that never block may be run by a flushing application thread (see `Delivery`).
@@ -67,7 +70,9 @@ pub(crate) fn spawn(
         cloud: None,
         held: Vec::new(),
         symbols: Symbolizer::new(),
-        metrics: Metrics::new(config),
+        metrics: Metrics::new(&live.load()),
+        compressor: Compressor::default(),
+        live,
     }));
     let reporter = Reporter { control: control_rx, woken, delivery: delivery.clone(), cloud };
     let handle = std::thread::Builder::new()
@@ -217,6 +222,10 @@ struct Delivery {
     symbols: Symbolizer,
     /// The metricsets' state; `None` with `METRICS_INTERVAL=0`.
     metrics: Option<Metrics>,
+    /// Runs of compressible spans waiting for their next sibling.
+    compressor: Compressor,
+    /// The configuration in force (central configuration may change it).
+    live: Arc<ArcSwap<Config>>,
 }
 
 /// Every handle to the agent is gone.
@@ -367,7 +376,19 @@ impl Delivery {
         self.symbols.resolve_batch(&mut batch);
         crate::model::otel::apply(&mut batch);
         if let Some(metrics) = &mut self.metrics {
+            // Before compression: the breakdown counts every span's own time.
             metrics.observe(&batch);
+        }
+        let settings = compress::Settings::of(&self.live.load());
+        let mut spent = Vec::new();
+        let merged = self.compressor.run(&mut batch, settings, !matches!(after, After::Tick), &mut spent);
+        if merged > 0 {
+            self.ledger.counters.add_compressed(merged);
+            for span in spent {
+                self.recycle(span);
+            }
+        }
+        if let Some(metrics) = &mut self.metrics {
             // At shutdown the interval so far is reported too: a batch job's breakdown and its
             // own metrics are not lost because it ended between two reports.
             let sets = match after {

@@ -33,6 +33,9 @@ pub struct Stats {
     pub sent: u64,
     /// Events dropped, by reason.
     pub dropped: Dropped,
+    /// Spans merged into a composite span by span compression: queued, and sent as part of
+    /// another (so `queued = sent + dropped + compressed` once everything is delivered).
+    pub compressed: u64,
     /// Spans started with no transaction current, in the whole process (not only this agent's
     /// work): each was not recorded. Outside a transaction's work that is expected; inside, the
     /// context was lost on the way to another thread (the first one is reported by name, once).
@@ -100,6 +103,7 @@ pub(crate) struct Counters {
     /// metricsets.
     requests: AtomicU64,
     request_bytes: AtomicU64,
+    compressed: AtomicU64,
 }
 
 impl Counters {
@@ -123,6 +127,10 @@ impl Counters {
     /// Requests made and their bytes, so far.
     pub(crate) fn requests(&self) -> (u64, u64) {
         (self.requests.load(Ordering::Relaxed), self.request_bytes.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn add_compressed(&self, n: u64) {
+        self.compressed.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn add_sent(&self, n: u64) {
@@ -152,6 +160,12 @@ impl Counters {
             send_failed: get(&self.send_failed),
             rejected: get(&self.rejected),
         };
-        Stats { queued: get(&self.queued), sent, dropped, spans_without_transaction: 0 }
+        Stats {
+            queued: get(&self.queued),
+            sent,
+            dropped,
+            compressed: get(&self.compressed),
+            spans_without_transaction: 0,
+        }
     }
 }

@@ -14,7 +14,7 @@ fn anchor() -> &'static minstant::Anchor {
 }
 
 /// A point in time on the agent's clock.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Stamp(minstant::Instant);
 
 impl Stamp {

@@ -777,6 +777,30 @@ pub(crate) struct SpanMore {
     /// What a bridged `tracing` span recorded; the reporter maps it onto the fields above
     /// (`model::otel::apply`) before any sink sees the span.
     pub(crate) otel: Option<Otel>,
+    /// Set on the span that stands for several compressed ones (`deliver::compress`).
+    pub(crate) composite: Option<Composite>,
+}
+
+/// `composite`: the spans a compressed span stands for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Composite {
+    pub(crate) count: u32,
+    /// The sum of their durations, µs.
+    pub(crate) sum_us: u64,
+    /// `exact_match` (same name too) or `same_kind` (same type, subtype and destination).
+    pub(crate) strategy: &'static str,
+}
+
+impl Serialize for Composite {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire {
+            count: u32,
+            sum: f64,
+            compression_strategy: &'static str,
+        }
+        Wire { count: self.count, sum: self.sum_us as f64 / 1000.0, compression_strategy: self.strategy }.serialize(s)
+    }
 }
 
 impl SpanEvent {
@@ -948,6 +972,8 @@ impl Serialize for SpanEvent {
             stacktrace: &'a [Frame],
             #[serde(skip_serializing_if = "Option::is_none")]
             otel: Option<&'a Otel>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            composite: Option<Composite>,
         }
         let labels = self.labels();
         let tags = (!labels.is_empty()).then_some(Tags(labels));
@@ -1012,6 +1038,7 @@ impl Serialize for SpanEvent {
             context,
             stacktrace: self.more.as_ref().map_or(&[], |m| &m.frames),
             otel: self.more.as_ref().and_then(|m| m.otel.as_ref()),
+            composite: self.more.as_ref().and_then(|m| m.composite),
         }
         .serialize(s)
     }

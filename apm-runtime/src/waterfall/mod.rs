@@ -171,7 +171,11 @@ impl Row {
                 trace_id: s.trace_id.to_string(),
                 id: s.id.to_string(),
                 parent_id: Some(s.parent_id.to_string()),
-                name: s.name.to_string(),
+                // A composite span is one row standing for its spans: `name ×500`.
+                name: match s.more.as_ref().and_then(|m| m.composite) {
+                    Some(c) => format!("{} ×{}", s.name, c.count),
+                    None => s.name.to_string(),
+                },
                 span_type: s.kind.to_string(),
                 subtype: s.subtype.as_ref().map(|x| x.to_string()),
                 start_us: s.start.epoch_us(),
