@@ -287,3 +287,35 @@ fn compression_off_sends_every_span_and_calls_on_a_pool_are_counted_once() {
     let stats = agent.stats();
     assert_eq!(stats.sent + stats.compressed, stats.queued);
 }
+
+#[test]
+fn exit_spans_past_the_span_limit_are_counted_in_dropped_spans_stats() {
+    use apm_runtime::Outcome::{Failure, Success};
+    let (agent, sink) = memory_agent(|c| c.transaction_max_spans(2u32));
+    let tx = agent.transaction("busy").start();
+    tx.context().in_scope(|| {
+        Span::start("first").end();
+        Span::start("second").end();
+        (0..3).for_each(|_| redis_get("GET k", Success));
+        (0..2).for_each(|_| redis_get("GET k", Failure));
+        // Past the limit, a span stands for its parent: what it contains lands there.
+        let over = Span::start("over the limit");
+        assert!(!over.is_recording());
+        let _in = over.attach();
+        apm_runtime::capture_error(&std::io::Error::other("inside a dropped span"));
+    });
+    tx.end();
+    flush(&agent);
+    schemas().check_ndjson(&sink.ndjson());
+    let tx = &sink.transactions()[0];
+    assert_eq!(tx["span_count"]["started"], 2);
+    assert_eq!(tx["span_count"]["dropped"], 6);
+    let stats = tx["dropped_spans_stats"].as_array().unwrap();
+    let by_outcome = |o: &str| stats.iter().find(|s| s["outcome"] == o).unwrap_or_else(|| panic!("{stats:#?}"));
+    assert_eq!(by_outcome("success")["duration"]["count"], 3);
+    assert_eq!(by_outcome("failure")["duration"]["count"], 2);
+    assert_eq!(by_outcome("success")["destination_service_resource"], "redis/cache-1");
+    assert_eq!(by_outcome("success")["service_target_type"], "redis");
+    assert_eq!(stats.len(), 2, "the plain span past the limit is no exit: {stats:#?}");
+    assert_eq!(sink.errors()[0]["parent_id"], tx["id"], "the error of a dropped span belongs to its parent");
+}

@@ -53,6 +53,11 @@ enum State {
     /// The span's event, filled in as the span runs (the box is what reaches the reporter),
     /// and its transaction. Two pointers, so a `Span` moves cheaply on the hot path.
     Recording(Arc<TxShared>, Box<SpanEvent>),
+    /// Past `TRANSACTION_MAX_SPANS`: not sent, but kept as it runs so that, if it turns out to
+    /// be an exit span, its destination, outcome and duration go into the transaction's
+    /// `dropped_spans_stats` (Kibana's service map still shows the dependency). It stands for
+    /// its parent: children and outgoing requests belong to the parent.
+    OverLimit(Arc<TxShared>, Box<SpanEvent>),
 }
 
 /// Configures a span before it starts. Made by [`Span::builder`].
@@ -166,6 +171,11 @@ impl<'a> SpanBuilder<'a> {
                 let a = a.clone();
                 with_hot(|h| self.record_under(h, a))
             }
+            // Past the span limit (counted as dropped by `try_start_span`).
+            Some(a) if a.tx.sampled => {
+                let a = a.clone();
+                with_hot(|h| self.record_under(h, a)).into_over_limit()
+            }
             Some(_) => Span::of(State::Passthrough(parent.clone())),
         }
     }
@@ -269,7 +279,7 @@ impl Span {
         // SAFETY: the current frame's transaction is alive while it is current.
         let Some(tx) = (unsafe { p.as_ref() }) else { return Span::of(State::Noop) };
         if !h.take_span_slot(tx, p) {
-            return Span::of(State::Inherit);
+            return Span::over_limit(builder, h, p);
         }
         let thread = h.thread_tag();
         let sync = thread == h.parent_thread();
@@ -277,6 +287,34 @@ impl Span {
         // SAFETY: as above.
         let tx = unsafe { h.take_ref(p) };
         builder().record(h, tx, parent_id, sync, thread)
+    }
+
+    /// A span past the transaction's span limit (see [`State::OverLimit`]): out of line, off
+    /// the path of the spans that are sent.
+    #[cold]
+    #[inline(never)]
+    fn over_limit<'a>(builder: impl FnOnce() -> SpanBuilder<'a>, h: &Hot, p: *const TxShared) -> Span {
+        let thread = h.thread_tag();
+        let sync = thread == h.parent_thread();
+        let parent_id = h.parent_id();
+        // SAFETY: the current frame's transaction is alive while it is current.
+        let tx = unsafe { h.take_ref(p) };
+        builder().record(h, tx, parent_id, sync, thread).into_over_limit()
+    }
+
+    /// A recording span made into one past the limit.
+    fn into_over_limit(mut self) -> Span {
+        // SAFETY: `state` is replaced at once and `self` forgotten, so it is taken exactly once.
+        match unsafe { ManuallyDrop::take(&mut self.state) } {
+            State::Recording(tx, ev) => {
+                std::mem::forget(self);
+                Span::of(State::OverLimit(tx, ev))
+            }
+            other => {
+                std::mem::forget(self);
+                Span::of(other)
+            }
+        }
     }
 
     /// Runs `f` in a new span named `name`, made current, and ends the span when `f` returns or
@@ -367,6 +405,13 @@ impl Span {
             State::Recording(tx, ev) => Context {
                 active: Some(Active { tx: with_hot(|h| h.clone_ref(tx)), parent_id: ev.id, parent_thread: ev.thread }),
             },
+            State::OverLimit(tx, ev) => Context {
+                active: Some(Active {
+                    tx: with_hot(|h| h.clone_ref(tx)),
+                    parent_id: ev.parent_id,
+                    parent_thread: ev.thread,
+                }),
+            },
         }
     }
 
@@ -386,7 +431,7 @@ impl Span {
                 Some(previous) => ContextGuard::parent(previous),
                 None => self.attach_elsewhere(),
             },
-            State::Passthrough(_) => self.attach_elsewhere(),
+            State::Passthrough(_) | State::OverLimit(..) => self.attach_elsewhere(),
         }
     }
 
@@ -417,9 +462,11 @@ impl Span {
         matches!(*self.state, State::Recording(..))
     }
 
+    /// The event being filled in: also of a span past the limit, whose exit context and
+    /// outcome its `dropped_spans_stats` entry needs.
     fn record(&mut self) -> Option<&mut SpanEvent> {
         match &mut *self.state {
-            State::Recording(_, ev) => Some(ev),
+            State::Recording(_, ev) | State::OverLimit(_, ev) => Some(ev),
             _ => None,
         }
     }
@@ -632,6 +679,11 @@ impl Span {
                 error::report(tx, ev.id, ty, details, None, true);
                 return;
             }
+            // Not sent: the error belongs to its parent.
+            State::OverLimit(tx, ev) => {
+                error::report(tx, ev.parent_id, ty, details, None, true);
+                return;
+            }
             State::Passthrough(ctx) => ctx.clone(),
             State::Inherit => Context::current(),
         };
@@ -709,6 +761,23 @@ impl Span {
         }
     }
 
+    /// Ends a span past the limit: an exit span goes into `dropped_spans_stats` (it was counted
+    /// in `span_count.dropped` when it started).
+    #[cold]
+    #[inline(never)]
+    fn finish_over_limit(tx: Arc<TxShared>, mut event: Box<SpanEvent>) {
+        event.end = Stamp::now();
+        if std::thread::panicking() {
+            event.outcome = Outcome::Failure;
+            error::report_panic(&tx, event.parent_id, &event.name);
+        }
+        if let Some(exit) = event.exit() {
+            tx.add_dropped_stat(exit, event.outcome, event.start.us_until(event.end));
+        }
+        // SAFETY: the calling thread's state, used for this call only.
+        unsafe { &*hot() }.give_ref(tx);
+    }
+
     /// Ends an unrecorded span: only a panic unwinding through it has something to report.
     #[cold]
     #[inline(never)]
@@ -719,7 +788,7 @@ impl Span {
         let ctx = match state {
             State::Passthrough(ctx) => ctx,
             State::Inherit => Context::current(),
-            State::Noop | State::Recording(..) => return,
+            State::Noop | State::Recording(..) | State::OverLimit(..) => return,
         };
         if let Some(a) = &ctx.active {
             error::report_panic(&a.tx, a.parent_id, &a.tx.name);
@@ -738,6 +807,7 @@ impl Drop for Span {
             // SAFETY: `state` is not used again: this is the span's drop.
             _ => match unsafe { ManuallyDrop::take(&mut self.state) } {
                 State::Recording(tx, event) => Span::finish(tx, event),
+                State::OverLimit(tx, event) => Span::finish_over_limit(tx, event),
                 unrecorded => Span::finish_unrecorded(unrecorded),
             },
         }
@@ -751,6 +821,7 @@ impl std::fmt::Debug for Span {
             State::Inherit => f.write_str("Span(unrecorded)"),
             State::Passthrough(c) => write!(f, "Span(unrecorded, {c:?})"),
             State::Recording(_, ev) => write!(f, "Span({:?} id {})", ev.name, ev.id),
+            State::OverLimit(_, ev) => write!(f, "Span({:?}, past the span limit)", ev.name),
         }
     }
 }

@@ -122,8 +122,18 @@ impl TxShared {
     /// destinations are still counted in `span_count.dropped`).
     pub(crate) fn count_dropped_exit(&self, exit: &ExitContext, outcome: Outcome, us: u64) {
         let mut guard = self.dropped_exits.lock().unwrap_or_else(|e| e.into_inner());
-        let (count, stats) = &mut *guard;
-        *count += 1;
+        guard.0 += 1;
+        Self::add_stat(&mut guard.1, exit, outcome, us);
+    }
+
+    /// Adds an exit span past `TRANSACTION_MAX_SPANS` (already counted as dropped when it
+    /// started) to `dropped_spans_stats`.
+    pub(crate) fn add_dropped_stat(&self, exit: &ExitContext, outcome: Outcome, us: u64) {
+        let mut guard = self.dropped_exits.lock().unwrap_or_else(|e| e.into_inner());
+        Self::add_stat(&mut guard.1, exit, outcome, us);
+    }
+
+    fn add_stat(stats: &mut Vec<DroppedStat>, exit: &ExitContext, outcome: Outcome, us: u64) {
         let same = |d: &&mut DroppedStat| {
             // The resource derives from the target: comparing the target compares both.
             d.outcome == outcome && d.target_type == exit.target_type && d.target_name == exit.target_name
