@@ -765,6 +765,8 @@ impl Span {
     /// in `span_count.dropped` when it started).
     #[cold]
     #[inline(never)]
+    // The box arrives as the state held it; it is freed here (the rare path: no recycling).
+    #[allow(clippy::boxed_local)]
     fn finish_over_limit(tx: Arc<TxShared>, mut event: Box<SpanEvent>) {
         event.end = Stamp::now();
         if std::thread::panicking() {
