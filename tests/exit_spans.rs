@@ -17,7 +17,7 @@ fn each_exit_kind_is_schema_valid_with_its_context() {
         db.set_db(DbContext {
             kind: "sql".into(),
             instance: Some("app.db".into()),
-            statement: Some(long.clone()),
+            statement: Some(long.clone().into()),
             user: Some("app".into()),
             rows_affected: Some(7),
             link: None,

@@ -29,6 +29,7 @@ enum G {
     S1CpuSerialized,
     S1CpuViaReporter,
     ExitDbCalling,
+    ExitDbCpuViaReporter,
     S2NoTx,
     S2Unsampled,
     S3,
@@ -37,12 +38,13 @@ enum G {
 }
 
 impl G {
-    const ALL: [G; 10] = [
+    const ALL: [G; 11] = [
         G::S1Calling,
         G::S1Cpu,
         G::S1CpuSerialized,
         G::S1CpuViaReporter,
         G::ExitDbCalling,
+        G::ExitDbCpuViaReporter,
         G::S2NoTx,
         G::S2Unsampled,
         G::S3,
@@ -57,6 +59,7 @@ impl G {
             G::S1CpuSerialized => "s1_total_cpu_serialized",
             G::S1CpuViaReporter => "s1_total_cpu_via_reporter",
             G::ExitDbCalling => "exit_db_calling_thread",
+            G::ExitDbCpuViaReporter => "exit_db_total_cpu_via_reporter",
             G::S2NoTx => "s2_no_transaction",
             G::S2Unsampled => "s2_sampling_0",
             G::S3 => "s3_cross_thread",
@@ -72,6 +75,9 @@ impl G {
             G::S1CpuSerialized => "1 root+100 children, total process CPU, apm's sink serializing every span",
             G::S1CpuViaReporter => "1 root+100 children, total process CPU, apm's flushes through its reporter thread",
             G::ExitDbCalling => "1 root+100 db exit spans with context.db, calling thread (beside S1)",
+            G::ExitDbCpuViaReporter => {
+                "1 root+100 db exit spans, total process CPU through the reporter, serialized (compressible)"
+            }
             G::S2NoTx => "2 span in fn, no current transaction",
             G::S2Unsampled => "2 span in fn, sampling 0",
             G::S3 => "3 capture→other thread→attach→1 span",
@@ -83,7 +89,7 @@ impl G {
     fn unit(self) -> &'static str {
         match self {
             G::S1Calling | G::S1Cpu | G::S1CpuSerialized | G::S1CpuViaReporter => "per child span",
-            G::ExitDbCalling => "per exit span",
+            G::ExitDbCalling | G::ExitDbCpuViaReporter => "per exit span",
             G::S2NoTx | G::S2Unsampled => "per call",
             G::S3 => "per job, end to end",
             G::S4 => "per fan-out, end to end",
@@ -98,6 +104,7 @@ impl G {
                 G::S1Calling | G::S1Cpu => true,
                 G::S1CpuSerialized | G::S1CpuViaReporter => !matches!(lib, Lib::ApmStartOnly | Lib::Floor),
                 G::ExitDbCalling => matches!(lib, Lib::Apm | Lib::Floor),
+                G::ExitDbCpuViaReporter => matches!(lib, Lib::Apm | Lib::Fastrace | Lib::Otel),
                 G::S2NoTx => true,
                 G::S2Unsampled => scenarios::s2_function(lib, S2Case::Unsampled).is_some(),
                 G::S3 | G::S4 => lib != Lib::ApmStartOnly,
@@ -154,6 +161,19 @@ fn routine(g: G, lib: Lib, iters: u64, fx: &mut Fixture) -> (Duration, u64) {
             lib.flush();
             (spent, iters * 100)
         }
+        // Every span serialized by the reporter: what compression saves shows here.
+        G::ExitDbCpuViaReporter if lib == Lib::Apm => apm_bench::apm::on_reporter_agent(|| {
+            let cpu = process_cpu_time();
+            for i in 0..iters {
+                black_box(apm_bench::apm::s1_root_100(apm_bench::apm::child_exit_db));
+                if (i + 1) % scenarios::S1_FLUSH_EVERY == 0 {
+                    lib.periodic_flush();
+                }
+            }
+            lib.flush();
+            (process_cpu_time() - cpu, iters * 100)
+        }),
+        G::ExitDbCpuViaReporter => s1_total_cpu(lib, iters, false),
         G::S1Cpu | G::S1CpuSerialized => s1_total_cpu(lib, iters, g == G::S1CpuSerialized),
         // The anchors run as in `S1Cpu`, so that this row's ratios are measured side by side too.
         G::S1CpuViaReporter if !lib.is_anchor() => {
@@ -246,7 +266,12 @@ fn median(v: &[f64]) -> Option<f64> {
 /// Operations per iteration of `g`.
 fn ops_per_iter(g: G) -> u64 {
     match g {
-        G::S1Calling | G::S1Cpu | G::S1CpuSerialized | G::S1CpuViaReporter | G::ExitDbCalling => 100,
+        G::S1Calling
+        | G::S1Cpu
+        | G::S1CpuSerialized
+        | G::S1CpuViaReporter
+        | G::ExitDbCalling
+        | G::ExitDbCpuViaReporter => 100,
         G::S5 => report::BATCH as u64,
         G::S2NoTx | G::S2Unsampled | G::S3 | G::S4 => 1,
     }

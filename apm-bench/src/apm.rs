@@ -93,10 +93,19 @@ impl Sink for MayBlock {
     }
 }
 
+/// `APM_BENCH_BREAKDOWN=off` and `APM_BENCH_COMPRESSION=off` run the suite with the breakdown
+/// metrics or span compression off (both are on by default, as for users), so that a run of
+/// each shows what they cost beside the same anchors.
+fn switched_on(var: &str) -> bool {
+    std::env::var(var).map_or(true, |v| v != "off")
+}
+
 fn build(sample_rate: f64, sink: impl Sink) -> Agent {
     let config = Config::builder()
         .service_name("apm-bench")
         .transaction_sample_rate(sample_rate)
+        .breakdown_metrics(switched_on("APM_BENCH_BREAKDOWN"))
+        .span_compression_enabled(switched_on("APM_BENCH_COMPRESSION"))
         .build()
         .expect("valid benchmark config");
     Agent::builder().config(config).sink(sink).build().expect("agent starts")

@@ -113,7 +113,8 @@ pub fn app_span(i: usize) -> Span {
 /// serialize to the same bytes.
 pub fn record_batch() -> Batch {
     let sink = MemorySink::new();
-    let config = Config::builder().service_name("apm-bench").build().expect("config");
+    // Transactions and spans only: no metricsets at shutdown.
+    let config = Config::builder().service_name("apm-bench").metrics_interval(Duration::ZERO).build().expect("config");
     let agent = Agent::builder().config(config).sink(sink.clone()).build().expect("agent");
     for t in 0..4 {
         let mut tx = agent.transaction(format!("GET /orders/{t}")).with_type("request").start();

@@ -13,12 +13,11 @@
 //!
 //! The application thread does nothing for compression: a span's end costs what it did.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::model::event::{Composite, Event, Outcome, SpanEvent};
-use crate::model::ids::SpanId;
+use crate::model::ids::{IdMap, SpanId};
 
 /// How long a run may wait for its parent before it is written as it stands.
 const HOLD: Duration = Duration::from_secs(5);
@@ -48,7 +47,7 @@ impl Settings {
 /// The runs waiting for their next sibling, by parent id.
 #[derive(Default)]
 pub(crate) struct Compressor {
-    runs: HashMap<SpanId, (Box<SpanEvent>, Instant)>,
+    runs: IdMap<(Box<SpanEvent>, Instant)>,
 }
 
 fn duration_us(span: &SpanEvent) -> u64 {

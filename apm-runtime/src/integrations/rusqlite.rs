@@ -190,8 +190,8 @@ fn traced<T>(
     let rows_affected = result.as_ref().ok().and_then(rows);
     span.set_db(DbContext {
         kind: "sql".into(),
-        instance: Some(instance.to_string()),
-        statement: Some(sql.to_string()),
+        instance: Some(instance.to_string().into()),
+        statement: Some(sql.to_string().into()),
         rows_affected,
         ..Default::default()
     });

@@ -618,8 +618,8 @@ impl Serialize for TransactionEvent {
 /// target and outcome.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct DroppedStat {
-    pub(crate) target_type: Option<String>,
-    pub(crate) target_name: Option<String>,
+    pub(crate) target_type: Option<Cow<'static, str>>,
+    pub(crate) target_name: Option<Cow<'static, str>>,
     pub(crate) outcome: Outcome,
     pub(crate) count: u32,
     pub(crate) sum_us: u64,
@@ -670,8 +670,9 @@ pub(crate) struct ExitContext {
     pub(crate) http_status: Option<u16>,
     pub(crate) address: Option<String>,
     pub(crate) port: Option<u16>,
-    pub(crate) target_type: Option<String>,
-    pub(crate) target_name: Option<String>,
+    /// Borrowed when it is the span's subtype or a literal (no allocation per span).
+    pub(crate) target_type: Option<Cow<'static, str>>,
+    pub(crate) target_name: Option<Cow<'static, str>>,
     /// Response headers, sensitive values already replaced by `[REDACTED]`.
     pub(crate) response_headers: Vec<(String, String)>,
     /// `context.db`, for database calls.
@@ -716,18 +717,20 @@ pub(crate) fn resource<'a>(kind: Option<&'a str>, name: Option<&'a str>) -> Opti
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DbContext {
-    /// The database family: `"sql"` for SQL databases, `"redis"`, `"mongodb"`, ….
-    pub kind: String,
+    /// The database family: `"sql"` for SQL databases, `"redis"`, `"mongodb"`, …. Each field
+    /// takes a `&'static str` without copying it (`"sql".into()`), or a `String`.
+    pub kind: Cow<'static, str>,
     /// The database instance name (the SQLite file, the Postgres database).
-    pub instance: Option<String>,
-    /// The statement as sent; cut to 10 000 characters on the reporter thread.
-    pub statement: Option<String>,
+    pub instance: Option<Cow<'static, str>>,
+    /// The statement as sent; cut to 10 000 characters on the reporter thread. A prepared
+    /// statement's literal costs no copy per call.
+    pub statement: Option<Cow<'static, str>>,
     /// The user the statement ran as.
-    pub user: Option<String>,
+    pub user: Option<Cow<'static, str>>,
     /// Rows inserted, updated or deleted (or returned, for queries).
     pub rows_affected: Option<u64>,
     /// The database link (e.g. an Oracle DB link), when there is one.
-    pub link: Option<String>,
+    pub link: Option<Cow<'static, str>>,
 }
 
 /// The longest `context.db.statement` the intake takes (Elastic's

@@ -211,13 +211,13 @@ pub(crate) fn apply_to_span(span: &mut SpanEvent) {
         let exit = ExitContext {
             address,
             port,
-            target_type: Some(subtype.clone()),
-            target_name: instance.clone(),
+            target_type: Some(subtype.clone().into()),
+            target_name: instance.clone().map(Cow::Owned),
             db: Some(DbContext {
-                kind: if SQL_SYSTEMS.contains(&subtype.as_str()) { "sql".into() } else { subtype.clone() },
-                instance,
-                statement,
-                user: otel.str(&["db.user"]).map(str::to_string),
+                kind: if SQL_SYSTEMS.contains(&subtype.as_str()) { "sql".into() } else { subtype.clone().into() },
+                instance: instance.map(Cow::Owned),
+                statement: statement.map(Cow::Owned),
+                user: otel.str(&["db.user"]).map(|u| Cow::Owned(u.to_string())),
                 rows_affected: otel
                     .int(&["db.response.affected_rows", "db.rows_affected"])
                     .and_then(|n| u64::try_from(n).ok()),
@@ -244,8 +244,8 @@ pub(crate) fn apply_to_span(span: &mut SpanEvent) {
         let exit = ExitContext {
             address,
             port,
-            target_type: Some(subtype.clone()),
-            target_name,
+            target_type: Some(subtype.clone().into()),
+            target_name: target_name.map(Cow::Owned),
             message: queue.map(|q| (q, None)),
             ..ExitContext::default()
         };
@@ -255,8 +255,13 @@ pub(crate) fn apply_to_span(span: &mut SpanEvent) {
         let (address, port) = peer(otel);
         let target_name =
             address.as_deref().map(|a| host_port(a, port)).or_else(|| otel.str(&["rpc.service"]).map(str::to_string));
-        let exit =
-            ExitContext { address, port, target_type: Some(subtype.clone()), target_name, ..ExitContext::default() };
+        let exit = ExitContext {
+            address,
+            port,
+            target_type: Some(subtype.clone().into()),
+            target_name: target_name.map(Cow::Owned),
+            ..ExitContext::default()
+        };
         mapped = Some(("external", subtype, None, exit));
     } else if kind != "SERVER" {
         let method = otel.str(&["http.request.method", "http.method"]);
@@ -280,8 +285,8 @@ pub(crate) fn apply_to_span(span: &mut SpanEvent) {
                 http_status: status,
                 address,
                 port,
-                target_type: Some("http".into()),
-                target_name,
+                target_type: Some(Cow::Borrowed("http")),
+                target_name: target_name.map(Cow::Owned),
                 ..ExitContext::default()
             };
             mapped = Some(("external", "http".into(), None, exit));
@@ -511,7 +516,7 @@ mod tests {
         assert_eq!(span.name, "SELECT id FROM users");
         let exit = span.exit().unwrap();
         let db = exit.db.as_ref().unwrap();
-        assert_eq!((db.kind.as_str(), db.statement.as_deref()), ("sql", Some("SELECT id FROM users WHERE id = $1")));
+        assert_eq!((db.kind.as_ref(), db.statement.as_deref()), ("sql", Some("SELECT id FROM users WHERE id = $1")));
         assert_eq!(exit.resource().as_deref(), Some("postgresql/shop"));
         assert_eq!((exit.address.as_deref(), exit.port), (Some("db.internal"), Some(5432)));
     }

@@ -525,7 +525,7 @@ impl Span {
                 Some(p) => format!("{host}:{p}"),
                 None => host.to_string(),
             };
-            let target_type = Some(r.subtype.as_deref().unwrap_or("http").to_string());
+            let target_type = Some(r.subtype.clone().unwrap_or(Cow::Borrowed("http")));
             r.more_mut().exit = Some(ExitContext {
                 http_method: Some(method.to_string()),
                 http_url: Some(url.to_string()),
@@ -533,7 +533,7 @@ impl Span {
                 address: Some(host.to_string()),
                 port,
                 target_type,
-                target_name: Some(target_name),
+                target_name: Some(Cow::Owned(target_name)),
                 response_headers: Vec::new(),
                 db: None,
                 message: None,
@@ -561,7 +561,8 @@ impl Span {
     /// ```
     pub fn set_db(&mut self, db: DbContext) {
         if let Some(r) = self.record() {
-            let subtype = r.subtype.as_deref().unwrap_or(&db.kind).to_string();
+            // Clones of `Cow`s: no copy when they borrow literals, as most do.
+            let subtype = r.subtype.clone().unwrap_or_else(|| db.kind.clone());
             let exit = r.more_mut().exit.get_or_insert_with(ExitContext::default);
             if exit.target_type.is_none() {
                 exit.target_type = Some(subtype);
@@ -581,11 +582,11 @@ impl Span {
     /// ```
     pub fn set_message(&mut self, queue: &str, age_ms: Option<u64>) {
         if let Some(r) = self.record() {
-            let subtype = r.subtype.as_deref().unwrap_or("messaging").to_string();
+            let subtype = r.subtype.clone().unwrap_or(Cow::Borrowed("messaging"));
             let exit = r.more_mut().exit.get_or_insert_with(ExitContext::default);
             if exit.target_type.is_none() {
                 exit.target_type = Some(subtype);
-                exit.target_name = Some(queue.to_string());
+                exit.target_name = Some(Cow::Owned(queue.to_string()));
             }
             exit.message = Some((queue.to_string(), age_ms));
         }
@@ -617,8 +618,8 @@ impl Span {
     pub fn set_service_target(&mut self, kind: &str, name: Option<&str>) {
         if let Some(r) = self.record() {
             let exit = r.more_mut().exit.get_or_insert_with(ExitContext::default);
-            exit.target_type = Some(kind.to_string());
-            exit.target_name = name.map(str::to_string);
+            exit.target_type = Some(Cow::Owned(kind.to_string()));
+            exit.target_name = name.map(|n| Cow::Owned(n.to_string()));
         }
     }
 

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::model::event::{Event, SpanEvent, TransactionEvent};
-use crate::model::ids::SpanId;
+use crate::model::ids::IdMap;
 use crate::model::metricset::{MetricsetEvent, Sample};
 
 /// `(type, subtype)` of a span; `("app", None)` for a transaction's own time.
@@ -38,9 +38,10 @@ impl Tally {
 pub(crate) struct Breakdown {
     /// Direct children's intervals (µs), by parent id, until the parent arrives; with the
     /// interval they were first seen in.
-    children: HashMap<SpanId, (u64, Vec<(u64, u64)>)>,
-    /// Span self times by transaction id, until the transaction arrives.
-    pending: HashMap<SpanId, (u64, HashMap<SpanKey, Tally>)>,
+    children: IdMap<(u64, Vec<(u64, u64)>)>,
+    /// Span self times by transaction id and span key, until the transaction arrives (a
+    /// transaction has few span types: a list, searched, costs less than hashing the key).
+    pending: IdMap<(u64, Vec<(SpanKey, Tally)>)>,
     /// This interval's totals by transaction (type, name) and span key.
     totals: HashMap<(Cow<'static, str>, Cow<'static, str>, SpanKey), Tally>,
     generation: u64,
@@ -61,14 +62,15 @@ impl Breakdown {
         let self_us = self_time(start, end, self.children.remove(&span.id).map(|(_, c)| c));
         let generation = self.generation;
         self.children.entry(span.parent_id).or_insert_with(|| (generation, Vec::new())).1.push((start, end));
-        let key = (span.kind.clone(), span.subtype.clone());
-        self.pending
-            .entry(span.transaction_id)
-            .or_insert_with(|| (generation, HashMap::new()))
-            .1
-            .entry(key)
-            .or_default()
-            .add(self_us);
+        let tallies = &mut self.pending.entry(span.transaction_id).or_insert_with(|| (generation, Vec::new())).1;
+        match tallies.iter_mut().find(|((kind, subtype), _)| *kind == span.kind && *subtype == span.subtype) {
+            Some((_, tally)) => tally.add(self_us),
+            None => {
+                let mut tally = Tally::default();
+                tally.add(self_us);
+                tallies.push(((span.kind.clone(), span.subtype.clone()), tally));
+            }
+        }
     }
 
     fn transaction(&mut self, tx: &TransactionEvent) {

@@ -348,7 +348,7 @@ impl ApmLayer {
         span.backdate(elapsed);
         span.set_db(DbContext {
             kind: "sql".into(),
-            statement: Some(statement.to_string()),
+            statement: Some(statement.to_string().into()),
             rows_affected: fields.rows_affected.filter(|&n| n > 0).or(fields.rows_returned),
             ..DbContext::default()
         });
