@@ -319,3 +319,38 @@ fn exit_spans_past_the_span_limit_are_counted_in_dropped_spans_stats() {
     assert_eq!(stats.len(), 2, "the plain span past the limit is no exit: {stats:#?}");
     assert_eq!(sink.errors()[0]["parent_id"], tx["id"], "the error of a dropped span belongs to its parent");
 }
+
+#[apm_runtime::span(type = "db", subtype = "redis", action = "query", exit)]
+fn cached_lookup() -> Option<String> {
+    // The client library's own instrumentation, inside the exit span: not recorded.
+    apm_runtime::Span::start("redis-client internals").end();
+    apm_runtime::Context::current().traceparent().map(|t| t.to_string())
+}
+
+#[test]
+fn exit_spans_are_leaves_and_headers_sent_inside_name_them() {
+    let (agent, sink) = memory_agent(|c| c.span_compression_enabled(false));
+    let tx = agent.transaction("leaves").start();
+    let (header, manual_header) = tx.context().in_scope(|| {
+        let header = cached_lookup().expect("a traceparent inside the exit span");
+        let span = Span::builder("GET /rates").with_type("external").subtype("http").exit().start();
+        let _in = span.attach();
+        let inner = Span::builder("http-client internals").start();
+        assert!(!inner.is_recording(), "a child of an exit span is not recorded");
+        let manual = apm_runtime::Context::current().traceparent().unwrap().to_string();
+        drop(inner);
+        (header, manual)
+    });
+    tx.end();
+    flush(&agent);
+    schemas().check_ndjson(&sink.ndjson());
+    let spans = sink.spans();
+    let names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "only the two exit spans: {names:?}");
+    let lookup = named(&spans, "cached_lookup");
+    assert_eq!((lookup["type"].as_str(), lookup["subtype"].as_str()), (Some("db"), Some("redis")));
+    assert!(header.contains(lookup["id"].as_str().unwrap()), "{header} names the exit span");
+    let rates = named(&spans, "GET /rates");
+    assert!(manual_header.contains(rates["id"].as_str().unwrap()), "{manual_header}");
+    assert_eq!(sink.transactions()[0]["span_count"]["started"], 2);
+}

@@ -29,6 +29,7 @@
 //! | `name = "..."` or `"..."` first | both | the name (default: the fn's name): `#[span("load")]` |
 //! | `type = "..."` | both | the type (default: `"custom"` for transactions, `"app"` for spans) |
 //! | `subtype = "..."`, `action = "..."` | `#[span]` | span subtype and action |
+//! | `exit` | `#[span]` | an exit span (a call to a database, cache, queue or API): a leaf, its children not recorded |
 //! | `traceparent = <expr>` | `#[transaction]` | continue the W3C trace whose headers `<expr>` holds (`&expr` must be a `HeaderSource`: `Vec<(K, V)>`, `HashMap`, `http::HeaderMap`, `HeaderFn`, …) |
 //! | `labels(arg, key = <expr>)` | both | record these arguments / expressions as labels; nothing else is recorded |
 //! | `propagate = false` | both | don't rewrite closures and async blocks (markers still work) |

@@ -49,9 +49,11 @@ pub struct Options {
     pub labels: Vec<Label>,
     pub propagate: Option<LitBool>,
     pub krate: Option<Path>,
+    /// `exit`: the span is an exit span (a leaf; see `SpanBuilder::exit`).
+    pub exit: bool,
 }
 
-const SPAN_OPTIONS: &str = "name, type, subtype, action, labels, propagate, crate";
+const SPAN_OPTIONS: &str = "name, type, subtype, action, exit, labels, propagate, crate";
 const TX_OPTIONS: &str = "name, type, traceparent, labels, propagate, crate";
 
 impl Options {
@@ -140,6 +142,12 @@ impl Options {
                         _ => &mut opts.action,
                     };
                     *slot = Some(lit);
+                }
+                "exit" => {
+                    if input.peek(Token![=]) {
+                        return Err(syn::Error::new(key.span(), "`exit` is a flag: write `exit`, with no value"));
+                    }
+                    opts.exit = true;
                 }
                 "traceparent" => {
                     input.parse::<Token![=]>()?;

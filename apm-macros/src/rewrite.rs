@@ -316,7 +316,8 @@ pub fn span_options(opts: &Options) -> TokenStream {
     let ty = opts.ty.as_ref().map(|t| quote!(.with_type(#t)));
     let subtype = opts.subtype.as_ref().map(|t| quote!(.subtype(#t)));
     let action = opts.action.as_ref().map(|t| quote!(.action(#t)));
-    quote!(#ty #subtype #action)
+    let exit = opts.exit.then(|| quote!(.exit()));
+    quote!(#ty #subtype #action #exit)
 }
 
 /// One [`label_stmt`] per `labels(..)` entry.

@@ -73,6 +73,7 @@ pub struct SpanBuilder<'a> {
     subtype: Option<Cow<'static, str>>,
     action: Option<Cow<'static, str>>,
     parent: Option<&'a Context>,
+    exit: bool,
 }
 
 impl<'a> SpanBuilder<'a> {
@@ -109,6 +110,23 @@ impl<'a> SpanBuilder<'a> {
     #[inline]
     pub fn action(mut self, action: impl Into<Cow<'static, str>>) -> Self {
         self.action = Some(action.into());
+        self
+    }
+
+    /// Marks the span as an exit span from its start: a call to another service (a database,
+    /// a cache, a queue, an HTTP API). As in Elastic's agents it is a leaf: spans started under
+    /// it are not recorded, and trace headers sent from inside it name it as their parent.
+    /// [`Span::set_db`], [`Span::set_http`], [`Span::set_message`] and
+    /// [`Span::set_destination`] mark a span as an exit span too: where it is attached after
+    /// the call, spans started under it are not recorded either.
+    ///
+    /// ```
+    /// let s = apm_runtime::Span::builder("GET k").with_type("db").subtype("redis").exit().start();
+    /// # drop(s);
+    /// ```
+    #[inline]
+    pub fn exit(mut self) -> Self {
+        self.exit = true;
         self
     }
 
@@ -162,6 +180,8 @@ impl<'a> SpanBuilder<'a> {
     fn start_child(self) -> Span {
         let Some(parent) = self.parent else { return Span::of(State::Noop) };
         match &parent.active {
+            // Under an exit span nothing is recorded: it is a leaf.
+            Some(a) if a.parent_thread & UNDER_EXIT != 0 => Span::of(State::Passthrough(parent.clone())),
             None => {
                 // An async `#[span]` fn called outside any transaction lands here.
                 note_orphan(|| self);
@@ -187,6 +207,7 @@ impl<'a> SpanBuilder<'a> {
 
     #[inline(always)]
     fn record(self, h: &Hot, tx: Arc<TxShared>, parent_id: SpanId, sync: bool, thread: u64) -> Span {
+        let exit = self.exit;
         let slot = Box::into_raw(crate::record::producer::empty_box(h, &tx.agent)).cast::<SpanEvent>();
         let id = SpanId::random();
         let start = Stamp::now();
@@ -213,7 +234,25 @@ impl<'a> SpanBuilder<'a> {
             at!((*slot).end).write(start);
             Box::from_raw(slot)
         };
-        Span::of(State::Recording(tx, event))
+        let mut span = Span::of(State::Recording(tx, event));
+        if exit {
+            span.mark_exit();
+        }
+        span
+    }
+}
+
+/// Set in a context's parent thread tag when the parent is an exit span: spans started under it
+/// are not recorded (see [`SpanBuilder::exit`]). Thread tags are small counters, far from it.
+pub(crate) const UNDER_EXIT: u64 = 1 << 63;
+
+/// [`UNDER_EXIT`] when `ev` is an exit span, else 0.
+#[inline(always)]
+fn under(ev: &SpanEvent) -> u64 {
+    if ev.more.as_ref().is_some_and(|m| m.exit.is_some()) {
+        UNDER_EXIT
+    } else {
+        0
     }
 }
 
@@ -278,6 +317,11 @@ impl Span {
         let p = h.tx_ptr();
         // SAFETY: the current frame's transaction is alive while it is current.
         let Some(tx) = (unsafe { p.as_ref() }) else { return Span::of(State::Noop) };
+        // Under an exit span nothing is recorded (one bit of a word read below anyway); the
+        // span stands for the exit span, whose id outgoing headers then carry.
+        if h.parent_thread() & UNDER_EXIT != 0 {
+            return Span::of(State::Inherit);
+        }
         if !h.take_span_slot(tx, p) {
             return Span::over_limit(builder, h, p);
         }
@@ -386,7 +430,14 @@ impl Span {
     /// ```
     #[inline]
     pub fn builder<'a>(name: impl Into<Cow<'static, str>>) -> SpanBuilder<'a> {
-        SpanBuilder { name: name.into(), kind: Cow::Borrowed("app"), subtype: None, action: None, parent: None }
+        SpanBuilder {
+            name: name.into(),
+            kind: Cow::Borrowed("app"),
+            subtype: None,
+            action: None,
+            parent: None,
+            exit: false,
+        }
     }
 
     /// The context under this span: spans started under it are its children.
@@ -403,7 +454,11 @@ impl Span {
             State::Inherit => Context::current(),
             State::Passthrough(ctx) => ctx.clone(),
             State::Recording(tx, ev) => Context {
-                active: Some(Active { tx: with_hot(|h| h.clone_ref(tx)), parent_id: ev.id, parent_thread: ev.thread }),
+                active: Some(Active {
+                    tx: with_hot(|h| h.clone_ref(tx)),
+                    parent_id: ev.id,
+                    parent_thread: ev.thread | under(ev),
+                }),
             },
             State::OverLimit(tx, ev) => Context {
                 active: Some(Active {
@@ -427,7 +482,7 @@ impl Span {
             // Nothing to carry, or already current where it started: nothing to change.
             State::Noop | State::Inherit => ContextGuard::noop(),
             // A span of the transaction current here only changes the parent: no count taken.
-            State::Recording(tx, ev) => match with_hot(|h| h.enter_span(tx, ev.id, ev.thread)) {
+            State::Recording(tx, ev) => match with_hot(|h| h.enter_span(tx, ev.id, ev.thread | under(ev))) {
                 Some(previous) => ContextGuard::parent(previous),
                 None => self.attach_elsewhere(),
             },
@@ -468,6 +523,13 @@ impl Span {
         match &mut *self.state {
             State::Recording(_, ev) | State::OverLimit(_, ev) => Some(ev),
             _ => None,
+        }
+    }
+
+    /// Gives the span an exit context if it has none yet: it is an exit span from now on.
+    fn mark_exit(&mut self) {
+        if let Some(r) = self.record() {
+            r.more_mut().exit.get_or_insert_with(ExitContext::default);
         }
     }
 
