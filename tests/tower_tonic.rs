@@ -212,6 +212,7 @@ fn unary_calls_are_named_by_method_with_results_and_outcomes_from_grpc_status() 
     assert_eq!(ok["parent_id"], "b7ad6b7169203331");
     assert_eq!(ok["context"]["request"]["http_version"], "2");
     assert_eq!(ok["context"]["request"]["method"], "POST");
+    assert_eq!(ok["context"]["request"]["socket"]["remote_address"], "127.0.0.1", "tonic's TcpConnectInfo");
     assert_eq!(ok["context"]["response"]["finished"], true);
     let missing = by_label("missing");
     assert_eq!((&missing["result"], &missing["outcome"]), (&"NOT_FOUND".into(), &"success".into()));

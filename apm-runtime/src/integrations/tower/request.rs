@@ -148,9 +148,14 @@ fn http_version(v: http::Version) -> Option<&'static str> {
 }
 
 /// The peer's address where the server put it: axum's `ConnectInfo` (served with
-/// `into_make_service_with_connect_info`), or a plain `SocketAddr` extension (hyper-util
-/// services that insert one).
+/// `into_make_service_with_connect_info`), tonic's `TcpConnectInfo` (feature `tonic`), or a
+/// plain `SocketAddr` extension (hyper-util services that insert one).
 fn remote_address<B>(req: &http::Request<B>) -> Option<String> {
+    #[cfg(feature = "tonic")]
+    if let Some(addr) = req.extensions().get::<tonic::transport::server::TcpConnectInfo>().and_then(|i| i.remote_addr())
+    {
+        return Some(addr.ip().to_string());
+    }
     #[cfg(feature = "axum")]
     if let Some(info) = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
         return Some(info.0.ip().to_string());
