@@ -126,52 +126,14 @@ struct Fixture {
 /// Runs `iters` iterations of `g` for `lib`; returns the time to report and the operations done.
 fn routine(g: G, lib: Lib, iters: u64, fx: &mut Fixture) -> (Duration, u64) {
     match g {
-        G::S1Calling => {
-            let mut spent = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let k = left.min(scenarios::S1_FLUSH_EVERY);
-                let t = Instant::now();
-                for _ in 0..k {
-                    black_box(scenarios::s1_iteration(lib));
-                }
-                spent += t.elapsed();
-                left -= k;
-                lib.periodic_flush(); // not timed: the calling thread's cost only
-            }
-            lib.flush();
-            (spent, iters * 100)
-        }
-        G::ExitDbCalling => {
-            let mut spent = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let k = left.min(scenarios::S1_FLUSH_EVERY);
-                let t = Instant::now();
-                for _ in 0..k {
-                    black_box(match lib {
-                        Lib::Apm => apm_bench::apm::s1_root_100(apm_bench::apm::child_exit_db),
-                        _ => scenarios::s1_iteration(lib),
-                    });
-                }
-                spent += t.elapsed();
-                left -= k;
-                lib.periodic_flush(); // not timed: the calling thread's cost only
-            }
-            lib.flush();
-            (spent, iters * 100)
-        }
+        G::S1Calling => calling_thread(lib, iters, || scenarios::s1_iteration(lib)),
+        G::ExitDbCalling => calling_thread(lib, iters, || match lib {
+            Lib::Apm => apm_bench::apm::s1_root_100(apm_bench::apm::child_exit_db),
+            _ => scenarios::s1_iteration(lib),
+        }),
         // Every span serialized by the reporter: what compression saves shows here.
         G::ExitDbCpuViaReporter if lib == Lib::Apm => apm_bench::apm::on_reporter_agent(|| {
-            let cpu = process_cpu_time();
-            for i in 0..iters {
-                black_box(apm_bench::apm::s1_root_100(apm_bench::apm::child_exit_db));
-                if (i + 1) % scenarios::S1_FLUSH_EVERY == 0 {
-                    lib.periodic_flush();
-                }
-            }
-            lib.flush();
-            (process_cpu_time() - cpu, iters * 100)
+            total_cpu(lib, iters, || apm_bench::apm::s1_root_100(apm_bench::apm::child_exit_db))
         }),
         G::ExitDbCpuViaReporter => s1_total_cpu(lib, iters, false),
         G::S1Cpu | G::S1CpuSerialized => s1_total_cpu(lib, iters, g == G::S1CpuSerialized),
@@ -219,16 +181,41 @@ fn s1_total_cpu(lib: Lib, iters: u64, serialize: bool) -> (Duration, u64) {
     // Until the events are handed over: apm's sink takes them without serializing (unless
     // `serialize`), as the others' reporter and exporter take theirs (see `apm::SERIALIZE`).
     apm_bench::apm::SERIALIZE.store(serialize, std::sync::atomic::Ordering::Relaxed);
+    let out = total_cpu(lib, iters, || scenarios::s1_iteration(lib));
+    apm_bench::apm::SERIALIZE.store(true, std::sync::atomic::Ordering::Relaxed);
+    out
+}
+
+/// The process's CPU for `iters` runs of `iteration` (100 spans each), with `lib`'s periodic
+/// flushes and its final one.
+fn total_cpu(lib: Lib, iters: u64, iteration: impl Fn() -> u64) -> (Duration, u64) {
     let cpu = process_cpu_time();
     for i in 0..iters {
-        black_box(scenarios::s1_iteration(lib));
+        black_box(iteration());
         if (i + 1) % scenarios::S1_FLUSH_EVERY == 0 {
             lib.periodic_flush();
         }
     }
     lib.flush();
-    let spent = process_cpu_time() - cpu;
-    apm_bench::apm::SERIALIZE.store(true, std::sync::atomic::Ordering::Relaxed);
+    (process_cpu_time() - cpu, iters * 100)
+}
+
+/// The calling thread's time for `iters` runs of `iteration` (100 spans each); `lib`'s periodic
+/// flushes are not timed.
+fn calling_thread(lib: Lib, iters: u64, iteration: impl Fn() -> u64) -> (Duration, u64) {
+    let mut spent = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let k = left.min(scenarios::S1_FLUSH_EVERY);
+        let t = Instant::now();
+        for _ in 0..k {
+            black_box(iteration());
+        }
+        spent += t.elapsed();
+        left -= k;
+        lib.periodic_flush();
+    }
+    lib.flush();
     (spent, iters * 100)
 }
 
