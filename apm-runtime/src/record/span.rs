@@ -189,24 +189,26 @@ impl<'a> SpanBuilder<'a> {
             }
             Some(a) if a.tx.sampled && a.tx.try_start_span() => {
                 let a = a.clone();
-                with_hot(|h| self.record_under(h, a))
+                with_hot(|h| self.record_under(h, a, false))
             }
             // Past the span limit (counted as dropped by `try_start_span`).
             Some(a) if a.tx.sampled => {
                 let a = a.clone();
-                with_hot(|h| self.record_under(h, a)).into_over_limit()
+                with_hot(|h| self.record_under(h, a, true))
             }
             Some(_) => Span::of(State::Passthrough(parent.clone())),
         }
     }
 
-    fn record_under(self, h: &Hot, parent: Active) -> Span {
+    fn record_under(self, h: &Hot, parent: Active, over_limit: bool) -> Span {
         let thread = h.thread_tag();
-        self.record(h, parent.tx, parent.parent_id, thread == parent.parent_thread, thread)
+        self.record(h, parent.tx, parent.parent_id, thread == parent.parent_thread, thread, over_limit)
     }
 
     #[inline(always)]
-    fn record(self, h: &Hot, tx: Arc<TxShared>, parent_id: SpanId, sync: bool, thread: u64) -> Span {
+    /// `over_limit`: the span is past `TRANSACTION_MAX_SPANS` ([`State::OverLimit`]); a
+    /// constant at each call, so the recorded spans' path has no test of it.
+    fn record(self, h: &Hot, tx: Arc<TxShared>, parent_id: SpanId, sync: bool, thread: u64, over_limit: bool) -> Span {
         let exit = self.exit;
         let slot = Box::into_raw(crate::record::producer::empty_box(h, &tx.agent)).cast::<SpanEvent>();
         let id = SpanId::random();
@@ -234,7 +236,7 @@ impl<'a> SpanBuilder<'a> {
             at!((*slot).end).write(start);
             Box::from_raw(slot)
         };
-        let mut span = Span::of(State::Recording(tx, event));
+        let mut span = Span::of(if over_limit { State::OverLimit(tx, event) } else { State::Recording(tx, event) });
         if exit {
             span.mark_exit();
         }
@@ -330,7 +332,7 @@ impl Span {
         let parent_id = h.parent_id();
         // SAFETY: as above.
         let tx = unsafe { h.take_ref(p) };
-        builder().record(h, tx, parent_id, sync, thread)
+        builder().record(h, tx, parent_id, sync, thread, false)
     }
 
     /// A span past the transaction's span limit (see [`State::OverLimit`]): out of line, off
@@ -343,22 +345,7 @@ impl Span {
         let parent_id = h.parent_id();
         // SAFETY: the current frame's transaction is alive while it is current.
         let tx = unsafe { h.take_ref(p) };
-        builder().record(h, tx, parent_id, sync, thread).into_over_limit()
-    }
-
-    /// A recording span made into one past the limit.
-    fn into_over_limit(mut self) -> Span {
-        // SAFETY: `state` is replaced at once and `self` forgotten, so it is taken exactly once.
-        match unsafe { ManuallyDrop::take(&mut self.state) } {
-            State::Recording(tx, ev) => {
-                std::mem::forget(self);
-                Span::of(State::OverLimit(tx, ev))
-            }
-            other => {
-                std::mem::forget(self);
-                Span::of(other)
-            }
-        }
+        builder().record(h, tx, parent_id, sync, thread, true)
     }
 
     /// Runs `f` in a new span named `name`, made current, and ends the span when `f` returns or
