@@ -64,6 +64,8 @@ fn a_request_becomes_a_route_named_transaction_continuing_the_trace_with_sanitiz
                 .header("x-api-key", "k-123")
                 .header("cookie", "session_id=abc; theme=dark")
                 .header("x-request-id", "r-1")
+                .header("accept-language", "en")
+                .header("accept-language", "fr")
                 .send(),
         )
         .unwrap();
@@ -99,6 +101,7 @@ fn a_request_becomes_a_route_named_transaction_continuing_the_trace_with_sanitiz
     assert_eq!(headers["x-api-key"], "[REDACTED]");
     assert_eq!(headers["cookie"], "[REDACTED]");
     assert_eq!(headers["x-request-id"], "r-1");
+    assert_eq!(headers["accept-language"], serde_json::json!(["en", "fr"]), "a repeated header's values, in order");
     assert_eq!(headers["traceparent"], TRACEPARENT);
     assert_eq!(request["cookies"]["session_id"], "[REDACTED]");
     assert_eq!(request["cookies"]["theme"], "dark");

@@ -272,14 +272,32 @@ pub struct TransactionEvent {
 /// The parts of a transaction's `context` besides its labels.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TxContext {
-    pub(crate) request: Option<RequestContext>,
+    pub(crate) request: Option<Request>,
     pub(crate) response: Option<ResponseContext>,
     pub(crate) user: Option<User>,
     /// `context.custom`, in the order set; a key set twice keeps its last value.
     pub(crate) custom: Vec<(String, serde_json::Value)>,
 }
 
-/// `context.request` of an incoming HTTP request, as recorded (already sanitized).
+/// `context.request` of an incoming HTTP request.
+#[derive(Clone, Debug)]
+pub(crate) enum Request {
+    /// Recorded as strings (the `tracing` bridge reads them off a span's attributes on the
+    /// reporter thread).
+    Recorded(Box<RequestContext>),
+    /// Kept as an integration received it: its strings are made when the event is encoded, on
+    /// the reporter thread, not on the thread serving the request.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    Raw(Arc<dyn RawRequest>),
+}
+
+/// A request an integration kept raw (see [`Request::Raw`]).
+pub(crate) trait RawRequest: Send + Sync + std::fmt::Debug {
+    /// The request's `context.request` fields.
+    fn render(&self) -> RequestContext;
+}
+
+/// `context.request` of an incoming HTTP request, as strings.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RequestContext {
     pub(crate) method: String,
@@ -308,10 +326,10 @@ pub(crate) struct RequestContext {
 /// (apm-bench/RESULTS.md, "The tower layer").
 pub(crate) trait RawHeaders: Send + Sync + std::fmt::Debug {
     /// Every header, sensitive values `[REDACTED]`, in the order received.
-    fn headers(&self) -> Vec<(String, String)>;
+    fn headers(&self) -> Vec<(&str, &str)>;
     /// The `Cookie` header's cookies, each value sanitized by its own name (the `Cookie` header
     /// itself is then redacted whole in [`headers`](Self::headers)).
-    fn cookies(&self) -> Vec<(String, String)> {
+    fn cookies(&self) -> Vec<(&str, &str)> {
         Vec::new()
     }
 }
@@ -397,24 +415,30 @@ impl User {
     }
 }
 
-/// Headers as the intake wants them: one key per name, several values as an array.
-struct HeaderMapJson<'a>(&'a [(String, String)]);
+/// Headers as the intake wants them: one key per name, several values as an array. A request
+/// has a handful of headers: finding a name's other values by scanning costs less than the
+/// vectors grouping them would.
+struct HeaderMapJson<'a>(&'a [(&'a str, &'a str)]);
 
 impl Serialize for HeaderMapJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut names: Vec<&str> = Vec::with_capacity(self.0.len());
-        for (k, _) in self.0 {
-            if !names.contains(&k.as_str()) {
-                names.push(k);
+        /// Every value of one name, in order.
+        struct Values<'a>(&'a [(&'a str, &'a str)], &'a str);
+        impl Serialize for Values<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().filter(|(k, _)| *k == self.1).map(|(_, v)| truncate(v)))
             }
         }
-        let mut map = s.serialize_map(Some(names.len()))?;
-        for name in names {
-            let values: Vec<&str> = self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| truncate(v)).collect();
-            if values.len() == 1 {
-                map.serialize_entry(name, values[0])?;
+        let headers = self.0;
+        let mut map = s.serialize_map(None)?;
+        for (i, (name, value)) in headers.iter().enumerate() {
+            if headers[..i].iter().any(|(k, _)| k == name) {
+                continue; // written with its name's first value
+            }
+            if headers[i + 1..].iter().any(|(k, _)| k == name) {
+                map.serialize_entry(name, &Values(&headers[i..], name))?;
             } else {
-                map.serialize_entry(name, &values)?;
+                map.serialize_entry(name, truncate(value))?;
             }
         }
         map.end()
@@ -423,14 +447,16 @@ impl Serialize for HeaderMapJson<'_> {
 
 /// A transaction's `context.request`: whether its body is sent depends on its outcome.
 struct RequestJson<'a> {
-    request: &'a RequestContext,
+    request: &'a Request,
     failed: bool,
 }
 
 impl Serialize for RequestJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let RequestJson { request: this, failed } = *self;
-        this.serialize_as(failed, s)
+        match self.request {
+            Request::Recorded(request) => request.serialize_as(self.failed, s),
+            Request::Raw(raw) => raw.render().serialize_as(self.failed, s),
+        }
     }
 }
 

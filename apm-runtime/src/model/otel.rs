@@ -348,7 +348,7 @@ pub(crate) fn apply_to_transaction(tx: &mut TransactionEvent) {
         return;
     }
     let context = tx.context.get_or_insert_with(Box::<TxContext>::default);
-    context.request = request;
+    context.request = request.map(|r| crate::model::event::Request::Recorded(Box::new(r)));
     if status.is_some() && context.response.is_none() {
         context.response =
             Some(ResponseContext { status_code: status, headers: None, finished: true, headers_sent: true });

@@ -624,7 +624,7 @@ impl Context {
     /// assert!(apm_runtime::Context::current().tracestate().is_none());
     /// ```
     pub fn tracestate(&self) -> Option<String> {
-        self.active.as_ref()?.tx.tracestate.to_header()
+        self.active.as_ref()?.tx.outgoing_tracestate()
     }
 }
 

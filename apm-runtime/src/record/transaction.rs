@@ -31,9 +31,12 @@ pub(crate) struct TxShared {
     pub(crate) sample_rate: Option<f64>,
     pub(crate) name: Cow<'static, str>,
     pub(crate) kind: Cow<'static, str>,
-    /// What outgoing requests carry as `tracestate`: the caller's entries, with our `es` entry
-    /// in front.
+    /// The caller's `tracestate` entries.
     pub(crate) tracestate: TraceState,
+    /// The rate outgoing requests announce in an `es` entry in front of `tracestate`'s. Made
+    /// into the header only when a request goes out ([`TxShared::outgoing_tracestate`]): most
+    /// transactions send none, and building it cost four allocations per transaction.
+    pub(crate) es_rate: Option<f64>,
     /// Span slots handed out, never more than `max_spans`. Threads reserve them in chunks
     /// ([`crate::record::context::Hot`] keeps the rest of a chunk) and give back what they did not use
     /// when they leave the transaction's context, so spans in a loop touch no shared counter.
@@ -70,6 +73,15 @@ pub(crate) struct Overrides {
 }
 
 impl TxShared {
+    /// The `tracestate` header outgoing requests carry: the caller's entries, with Elastic's
+    /// `es=s:<rate>` in front when this transaction decided or was told its sampling rate.
+    pub(crate) fn outgoing_tracestate(&self) -> Option<String> {
+        match self.es_rate {
+            Some(rate) => self.tracestate.with_elastic_sample_rate(rate).to_header(),
+            None => self.tracestate.to_header(),
+        }
+    }
+
     /// Reserves up to `want` span slots; returns how many it got (0 once the transaction is at
     /// `TRANSACTION_MAX_SPANS`, and then counts one dropped span).
     pub(crate) fn reserve_spans(&self, want: u32) -> u32 {
@@ -314,10 +326,10 @@ impl<'a> TransactionBuilder<'a> {
         }
         // Elastic's spec: a transaction that decided sampling itself says at which rate, so
         // downstream services can weigh their metrics; an inherited rate is passed on as is.
-        let tracestate = match sample_rate {
-            Some(rate) if sampled => tracestate.with_elastic_sample_rate(rate),
-            _ if !sampled => tracestate.with_elastic_sample_rate(0.0),
-            _ => tracestate,
+        let es_rate = match sample_rate {
+            Some(rate) if sampled => Some(rate),
+            _ if !sampled => Some(0.0),
+            _ => None,
         };
         let max_spans = live.transaction_max_spans;
         let exit_min = live.exit_span_min_duration();
@@ -336,6 +348,7 @@ impl<'a> TransactionBuilder<'a> {
             name: self.name,
             kind: self.kind,
             tracestate,
+            es_rate,
             spans_reserved: AtomicU32::new(0),
             spans_dropped: AtomicU32::new(0),
             max_spans,

@@ -16,42 +16,70 @@ use crate::record::sanitize;
 /// Elastic's `long_field_max_length` default: the most of a body an event carries.
 const BODY_LIMIT: usize = 10_000;
 
-/// The headers, kept as received with the configuration in force for the request; `None` when
-/// `CAPTURE_HEADERS` is off.
-pub(super) fn headers(headers: &http::HeaderMap, config: &Arc<Config>) -> Option<Arc<dyn RawHeaders>> {
-    config.capture_headers().then(|| Arc::new(Headers { map: headers.clone(), config: config.clone() }) as _)
+/// The headers, copied as received with the configuration in force for the request; `None`
+/// when `CAPTURE_HEADERS` is off.
+pub(super) fn headers(map: &http::HeaderMap, config: &Arc<Config>) -> Option<Arc<dyn RawHeaders>> {
+    if !config.capture_headers() {
+        return None;
+    }
+    let mut text = String::with_capacity(map.iter().map(|(n, v)| n.as_str().len() + v.len()).sum());
+    let mut ends = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        text.push_str(name.as_str());
+        let name_end = text.len();
+        text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        ends.push((name_end, text.len()));
+    }
+    Some(Arc::new(Headers { text, ends, config: config.clone() }))
 }
 
-/// Headers rendered on the reporter thread, sanitized by the request's configuration.
+/// Headers copied on the handler's thread into one string, names and values back to back, and
+/// sanitized on the reporter thread. A copy rather than a `HeaderMap` clone: the clone's values
+/// would share the server's read buffer, which hyper then cannot reuse for the connection's next
+/// request while the event waits for the reporter (it allocates a new one); the copy is two
+/// allocations of the headers' size.
 #[derive(Debug)]
 struct Headers {
-    map: http::HeaderMap,
+    text: String,
+    /// Where each header's name ends and its value ends, in `text`.
+    ends: Vec<(usize, usize)>,
     config: Arc<Config>,
+}
+
+impl Headers {
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(name_end, value_end)| {
+            let header = (&self.text[start..name_end], &self.text[name_end..value_end]);
+            start = value_end;
+            header
+        })
+    }
 }
 
 impl RawHeaders for Headers {
     /// Sensitive values `[REDACTED]`; the `Cookie` header is redacted whole: its cookies are
     /// recorded one by one in `cookies`, where each name is sanitized on its own.
-    fn headers(&self) -> Vec<(String, String)> {
-        self.map
-            .iter()
+    fn headers(&self) -> Vec<(&str, &str)> {
+        self.iter()
             .map(|(name, value)| {
-                let name = name.as_str();
-                let value = String::from_utf8_lossy(value.as_bytes());
-                let value =
-                    if name == "cookie" { sanitize::REDACTED } else { sanitize::value(&self.config, name, &value) };
-                (name.to_string(), value.to_string())
+                let value = if name == "cookie" {
+                    sanitize::REDACTED
+                } else {
+                    sanitize::value_remembered(&self.config, name, value)
+                };
+                (name, value)
             })
             .collect()
     }
 
-    fn cookies(&self) -> Vec<(String, String)> {
+    fn cookies(&self) -> Vec<(&str, &str)> {
         let mut out = Vec::new();
-        for value in self.map.get_all(http::header::COOKIE) {
-            for pair in String::from_utf8_lossy(value.as_bytes()).split(';') {
+        for (_, value) in self.iter().filter(|(name, _)| *name == "cookie") {
+            for pair in value.split(';') {
                 let Some((name, value)) = pair.split_once('=') else { continue };
                 let name = name.trim();
-                out.push((name.to_string(), sanitize::value(&self.config, name, value.trim()).to_string()));
+                out.push((name, sanitize::value(&self.config, name, value.trim())));
             }
         }
         out

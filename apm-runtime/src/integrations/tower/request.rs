@@ -2,11 +2,12 @@
 //! `context.request` and `context.response`, and its result.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::capture;
 use crate::config::Config;
-use crate::model::event::{Outcome, RawBody, RequestContext, ResponseContext};
+use crate::model::event::{Outcome, RawBody, RawHeaders, RawRequest, Request, RequestContext, ResponseContext};
 
 /// Elastic's name for a request whose route is not known (naming by the raw path would make one
 /// transaction group per id in Kibana).
@@ -16,13 +17,18 @@ pub(super) fn name<B>(req: &http::Request<B>, grpc: bool, config: &Config) -> Co
         return Cow::Owned(req.uri().path().to_string());
     }
     let method = req.method().as_str();
-    if let Some(route) = matched_route(req) {
-        return Cow::Owned(format!("{method} {route}"));
-    }
-    if config.use_path_as_transaction_name() {
-        return Cow::Owned(format!("{method} {}", req.uri().path()));
-    }
-    Cow::Owned(format!("{method} unknown route"))
+    let route = match matched_route(req) {
+        Some(route) => route,
+        None if config.use_path_as_transaction_name() => req.uri().path(),
+        None => "unknown route",
+    };
+    // Pushed rather than `format!`ted: the formatting machinery cost as much as the rest of
+    // the name's work, on every request.
+    let mut name = String::with_capacity(method.len() + 1 + route.len());
+    name.push_str(method);
+    name.push(' ');
+    name.push_str(route);
+    Cow::Owned(name)
 }
 
 /// `service.framework.name` for a request this layer serves: tonic for gRPC, axum when axum
@@ -73,56 +79,92 @@ pub(super) fn outcome(status: http::StatusCode) -> Outcome {
     }
 }
 
-/// The request's `context.request`.
+/// The request's `context.request`, kept raw: its strings are made on the reporter thread.
 pub(super) fn request_context<B>(
     req: &http::Request<B>,
     config: &Arc<Config>,
     body: Option<Arc<dyn RawBody>>,
-) -> RequestContext {
+) -> Request {
     let uri = req.uri();
     let headers = req.headers();
-    let header = |name: http::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
     // HTTP/2 carries the authority and scheme in the URI; HTTP/1 in `Host`. A proxy in front says
-    // what the client used in `X-Forwarded-Proto`. Without either, the connection is taken to be
-    // plain HTTP, as Elastic's Go agent does for a request without TLS state.
-    let (hostname, port) = match uri.authority() {
-        Some(a) => (Some(a.host().to_string()), a.port_u16()),
-        None => match header(http::header::HOST).and_then(|h| h.parse::<http::uri::Authority>().ok()) {
-            Some(a) => (Some(a.host().to_string()), a.port_u16()),
-            None => (None, None),
-        },
+    // what the client used in `X-Forwarded-Proto`.
+    let authority = match uri.authority() {
+        Some(a) => a.as_str(),
+        None => headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or(""),
     };
-    let protocol = match uri.scheme_str().or_else(|| headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok())) {
-        Some(s) if s.eq_ignore_ascii_case("https") => "https:",
-        _ => "http:",
-    };
-    let pathname = uri.path().to_string();
-    let search = uri.query().map(str::to_string);
-    let full = hostname.as_ref().map(|host| {
-        let mut full = format!("{protocol}//{host}");
-        if let Some(port) = port {
-            full.push_str(&format!(":{port}"));
-        }
-        full.push_str(uri.path_and_query().map_or("/", |p| p.as_str()));
-        full
-    });
-    let raw = match uri.scheme() {
-        Some(_) => uri.to_string(),
-        None => uri.path_and_query().map_or_else(|| "/".to_string(), |p| p.to_string()),
-    };
-    RequestContext {
-        method: req.method().as_str().to_string(),
-        protocol: Some(protocol),
-        hostname,
-        port,
-        pathname,
-        search,
-        raw,
-        full,
-        http_version: http_version(req.version()),
-        remote_address: remote_address(req),
+    let scheme = uri.scheme_str().or_else(|| headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()));
+    let mut text = String::with_capacity(target.len() + authority.len() + scheme.map_or(0, str::len));
+    text.push_str(target);
+    text.push_str(authority);
+    text.push_str(scheme.unwrap_or(""));
+    Request::Raw(Arc::new(Incoming {
+        method: req.method().clone(),
+        text,
+        target_end: target.len(),
+        authority_end: target.len() + authority.len(),
+        absolute: uri.scheme().is_some(),
+        version: req.version(),
+        remote: remote_address(req),
         headers: capture::headers(headers, config),
         body,
+    }))
+}
+
+/// A request as the layer keeps it for its event: what `context.request` needs, copied into
+/// one string on the handler's thread (nothing of the server's read buffer kept alive, see
+/// `capture::Headers`), and made into the event's strings on the reporter thread.
+#[derive(Debug)]
+struct Incoming {
+    method: http::Method,
+    /// The request target (path and query), the authority (the URI's, or the `Host` header),
+    /// and the scheme (the URI's, or `X-Forwarded-Proto`), back to back.
+    text: String,
+    target_end: usize,
+    authority_end: usize,
+    /// Whether the request line carried an absolute URI (then `url.raw` is the whole of it).
+    absolute: bool,
+    version: http::Version,
+    remote: Option<IpAddr>,
+    headers: Option<Arc<dyn RawHeaders>>,
+    body: Option<Arc<dyn RawBody>>,
+}
+
+impl RawRequest for Incoming {
+    fn render(&self) -> RequestContext {
+        let target = &self.text[..self.target_end];
+        let authority = &self.text[self.target_end..self.authority_end];
+        let scheme = &self.text[self.authority_end..];
+        let (hostname, port) = match authority.parse::<http::uri::Authority>() {
+            Ok(a) if !authority.is_empty() => (Some(a.host().to_string()), a.port_u16()),
+            _ => (None, None),
+        };
+        // Without a scheme, the connection is taken to be plain HTTP, as Elastic's Go agent
+        // does for a request without TLS state.
+        let protocol = if scheme.eq_ignore_ascii_case("https") { "https:" } else { "http:" };
+        let (pathname, search) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query.to_string())),
+            None => (target, None),
+        };
+        let full = hostname.as_ref().map(|host| match port {
+            Some(port) => format!("{protocol}//{host}:{port}{target}"),
+            None => format!("{protocol}//{host}{target}"),
+        });
+        RequestContext {
+            method: self.method.as_str().to_string(),
+            protocol: Some(protocol),
+            hostname,
+            port,
+            pathname: pathname.to_string(),
+            search,
+            raw: if self.absolute { format!("{scheme}://{authority}{target}") } else { target.to_string() },
+            full,
+            http_version: http_version(self.version),
+            remote_address: self.remote.map(|ip| ip.to_string()),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+        }
     }
 }
 
@@ -150,15 +192,61 @@ fn http_version(v: http::Version) -> Option<&'static str> {
 /// The peer's address where the server put it: axum's `ConnectInfo` (served with
 /// `into_make_service_with_connect_info`), tonic's `TcpConnectInfo` (feature `tonic`), or a
 /// plain `SocketAddr` extension (hyper-util services that insert one).
-fn remote_address<B>(req: &http::Request<B>) -> Option<String> {
+fn remote_address<B>(req: &http::Request<B>) -> Option<IpAddr> {
     #[cfg(feature = "tonic")]
     if let Some(addr) = req.extensions().get::<tonic::transport::server::TcpConnectInfo>().and_then(|i| i.remote_addr())
     {
-        return Some(addr.ip().to_string());
+        return Some(addr.ip());
     }
     #[cfg(feature = "axum")]
     if let Some(info) = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
-        return Some(info.0.ip().to_string());
+        return Some(info.0.ip());
     }
-    req.extensions().get::<std::net::SocketAddr>().map(|a| a.ip().to_string())
+    req.extensions().get::<std::net::SocketAddr>().map(|a| a.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(req: http::Request<()>) -> RequestContext {
+        let config = Arc::new(Config::defaults());
+        match request_context(&req, &config, None) {
+            Request::Raw(raw) => raw.render(),
+            Request::Recorded(_) => unreachable!("the layer keeps requests raw"),
+        }
+    }
+
+    #[test]
+    fn an_absolute_uri_gives_every_url_part() {
+        let c = render(http::Request::get("https://example.com:8443/a/b?x=1&y=2").body(()).unwrap());
+        assert_eq!(c.method, "GET");
+        assert_eq!(c.protocol, Some("https:"));
+        assert_eq!((c.hostname.as_deref(), c.port), (Some("example.com"), Some(8443)));
+        assert_eq!((c.pathname.as_str(), c.search.as_deref()), ("/a/b", Some("x=1&y=2")));
+        assert_eq!(c.raw, "https://example.com:8443/a/b?x=1&y=2");
+        assert_eq!(c.full.as_deref(), Some("https://example.com:8443/a/b?x=1&y=2"));
+    }
+
+    #[test]
+    fn host_and_forwarded_proto_complete_an_origin_form_target() {
+        let c = render(
+            http::Request::post("/orders")
+                .header("host", "shop.example")
+                .header("x-forwarded-proto", "HTTPS")
+                .body(())
+                .unwrap(),
+        );
+        assert_eq!((c.protocol, c.hostname.as_deref(), c.port), (Some("https:"), Some("shop.example"), None));
+        assert_eq!((c.raw.as_str(), c.search), ("/orders", None));
+        assert_eq!(c.full.as_deref(), Some("https://shop.example/orders"));
+        assert_eq!(c.http_version, Some("1.1"));
+    }
+
+    #[test]
+    fn without_a_host_there_is_no_full_url() {
+        let c = render(http::Request::get("/health").header("host", "bad host!").body(()).unwrap());
+        assert_eq!((c.hostname, c.full, c.protocol), (None, None, Some("http:")));
+        assert_eq!(c.raw, "/health");
+    }
 }
