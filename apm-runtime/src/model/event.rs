@@ -284,7 +284,7 @@ pub(crate) struct TxContext {
 pub(crate) enum Request {
     /// Recorded as strings (the `tracing` bridge reads them off a span's attributes on the
     /// reporter thread).
-    Recorded(Box<RequestContext>),
+    Recorded(Box<RequestContext<'static>>),
     /// Kept as an integration received it: its strings are made when the event is encoded, on
     /// the reporter thread, not on the thread serving the request.
     #[cfg_attr(not(feature = "tower"), allow(dead_code))]
@@ -293,31 +293,32 @@ pub(crate) enum Request {
 
 /// A request an integration kept raw (see [`Request::Raw`]).
 pub(crate) trait RawRequest: Send + Sync + std::fmt::Debug {
-    /// The request's `context.request` fields.
-    fn render(&self) -> RequestContext;
+    /// The request's `context.request` fields, borrowed from it where they can be (most are
+    /// slices of what it kept).
+    fn render(&self) -> RequestContext<'_>;
+    /// Its headers; `None` when `CAPTURE_HEADERS` was off.
+    fn headers(&self) -> Option<&dyn RawHeaders>;
+    /// Its body as the handler read it, under `CAPTURE_BODY`.
+    fn body(&self) -> Option<&dyn RawBody>;
 }
 
 /// `context.request` of an incoming HTTP request, as strings.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct RequestContext {
-    pub(crate) method: String,
+pub(crate) struct RequestContext<'a> {
+    pub(crate) method: Cow<'a, str>,
     /// `protocol` as the intake wants it: `http:` or `https:`.
     pub(crate) protocol: Option<&'static str>,
-    pub(crate) hostname: Option<String>,
+    pub(crate) hostname: Option<Cow<'a, str>>,
     pub(crate) port: Option<u16>,
-    pub(crate) pathname: String,
+    pub(crate) pathname: Cow<'a, str>,
     /// The query string without its `?`.
-    pub(crate) search: Option<String>,
+    pub(crate) search: Option<Cow<'a, str>>,
     /// The request line's target as received (path and query, or an absolute URL).
-    pub(crate) raw: String,
+    pub(crate) raw: Cow<'a, str>,
     /// Assembled from the parts above when the host is known.
-    pub(crate) full: Option<String>,
+    pub(crate) full: Option<Cow<'a, str>>,
     pub(crate) http_version: Option<&'static str>,
-    pub(crate) remote_address: Option<String>,
-    /// `None` when `CAPTURE_HEADERS` is off.
-    pub(crate) headers: Option<Arc<dyn RawHeaders>>,
-    /// The body as the handler read it, under `CAPTURE_BODY`.
-    pub(crate) body: Option<Arc<dyn RawBody>>,
+    pub(crate) remote_address: Option<Cow<'a, str>>,
 }
 
 /// Headers as an integration received them, turned into (sanitized) name/value strings only when
@@ -454,16 +455,22 @@ struct RequestJson<'a> {
 impl Serialize for RequestJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.request {
-            Request::Recorded(request) => request.serialize_as(self.failed, s),
-            Request::Raw(raw) => raw.render().serialize_as(self.failed, s),
+            Request::Recorded(request) => request.serialize_as(None, None, self.failed, s),
+            Request::Raw(raw) => raw.render().serialize_as(raw.headers(), raw.body(), self.failed, s),
         }
     }
 }
 
-impl RequestContext {
-    fn serialize_as<S: Serializer>(&self, failed: bool, s: S) -> Result<S::Ok, S::Error> {
-        let headers = self.headers.as_ref().map(|h| h.headers()).unwrap_or_default();
-        let cookies = self.headers.as_ref().map(|h| h.cookies()).unwrap_or_default();
+impl RequestContext<'_> {
+    fn serialize_as<S: Serializer>(
+        &self,
+        headers: Option<&dyn RawHeaders>,
+        body: Option<&dyn RawBody>,
+        failed: bool,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let cookies = headers.map(|h| h.cookies()).unwrap_or_default();
+        let headers = headers.map(|h| h.headers()).unwrap_or_default();
         #[derive(Serialize)]
         struct Url<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -513,7 +520,7 @@ impl RequestContext {
             socket: self.remote_address.as_deref().map(|remote_address| Socket { remote_address }),
             headers: (!headers.is_empty()).then_some(HeaderMapJson(&headers)),
             cookies: (!cookies.is_empty()).then_some(HeaderMapJson(&cookies)),
-            body: self.body.as_ref().and_then(|b| b.render(failed)),
+            body: body.and_then(|b| b.render(failed)),
         }
         .serialize(s)
     }

@@ -357,7 +357,7 @@ pub(crate) fn apply_to_transaction(tx: &mut TransactionEvent) {
 
 /// `context.request` from the OTel HTTP server attributes, or from the fields tower-http's
 /// `TraceLayer` records (`method`, `uri`, `version`).
-fn request_context(otel: &Otel) -> Option<RequestContext> {
+fn request_context(otel: &Otel) -> Option<RequestContext<'static>> {
     let method = otel.str(&["http.request.method", "http.method", "method"])?;
     let full = otel.str(&["url.full", "http.url"]);
     let target = otel.str(&["http.target", "uri"]);
@@ -402,19 +402,18 @@ fn request_context(otel: &Otel) -> Option<RequestContext> {
             None => format!("{scheme}//{h}{raw}"),
         }
     });
+    let owned = |s: &str| Cow::Owned(s.to_string());
     Some(RequestContext {
-        method: method.to_string(),
+        method: owned(method),
         protocol,
-        hostname,
+        hostname: hostname.map(Cow::Owned),
         port,
-        pathname,
-        search: search.map(str::to_string),
-        raw,
-        full,
+        pathname: Cow::Owned(pathname),
+        search: search.map(owned),
+        raw: Cow::Owned(raw),
+        full: full.map(Cow::Owned),
         http_version: version,
-        remote_address: otel.str(&["client.address", "net.sock.peer.addr"]).map(str::to_string),
-        headers: None,
-        body: None,
+        remote_address: otel.str(&["client.address", "net.sock.peer.addr"]).map(owned),
     })
 }
 

@@ -93,7 +93,18 @@ impl<F: Fn(&str) -> Option<String>> HeaderSource for HeaderFn<F> {
 #[cfg(feature = "http")]
 impl HeaderSource for http::HeaderMap {
     fn for_each_value(&self, name: &str, f: &mut dyn FnMut(&str)) {
-        for value in self.get_all(name) {
+        // The names every incoming request is asked for, as `HeaderName`s made once: looking up
+        // by `&str` validates and classifies the name again on each request.
+        static TRACEPARENT: http::HeaderName = http::HeaderName::from_static(super::TRACEPARENT_HEADER);
+        static TRACESTATE: http::HeaderName = http::HeaderName::from_static(super::TRACESTATE_HEADER);
+        static ELASTIC: http::HeaderName = http::HeaderName::from_static(super::ELASTIC_TRACEPARENT_HEADER);
+        let values = match name {
+            super::TRACEPARENT_HEADER => self.get_all(&TRACEPARENT),
+            super::TRACESTATE_HEADER => self.get_all(&TRACESTATE),
+            super::ELASTIC_TRACEPARENT_HEADER => self.get_all(&ELASTIC),
+            other => self.get_all(other),
+        };
+        for value in values {
             f(&String::from_utf8_lossy(value.as_bytes()));
         }
     }

@@ -18,42 +18,36 @@ const BODY_LIMIT: usize = 10_000;
 
 /// The headers, copied as received with the configuration in force for the request; `None`
 /// when `CAPTURE_HEADERS` is off.
-pub(super) fn headers(map: &http::HeaderMap, config: &Arc<Config>) -> Option<Arc<dyn RawHeaders>> {
+pub(super) fn headers(map: &http::HeaderMap, config: &Arc<Config>) -> Option<Headers> {
     if !config.capture_headers() {
         return None;
     }
-    let mut text = String::with_capacity(map.iter().map(|(n, v)| n.as_str().len() + v.len()).sum());
-    let mut ends = Vec::with_capacity(map.len());
+    let mut text = String::with_capacity(map.iter().map(|(n, v)| n.as_str().len() + v.len() + 2).sum());
     for (name, value) in map {
         text.push_str(name.as_str());
-        let name_end = text.len();
+        text.push('\n');
         text.push_str(&String::from_utf8_lossy(value.as_bytes()));
-        ends.push((name_end, text.len()));
+        text.push('\n');
     }
-    Some(Arc::new(Headers { text, ends, config: config.clone() }))
+    Some(Headers { text, config: config.clone() })
 }
 
-/// Headers copied on the handler's thread into one string, names and values back to back, and
-/// sanitized on the reporter thread. A copy rather than a `HeaderMap` clone: the clone's values
-/// would share the server's read buffer, which hyper then cannot reuse for the connection's next
-/// request while the event waits for the reporter (it allocates a new one); the copy is two
-/// allocations of the headers' size.
+/// Headers copied on the handler's thread into one string, and sanitized on the reporter
+/// thread. A copy rather than a `HeaderMap` clone: the clone's values would share the server's
+/// read buffer, which hyper then cannot reuse for the connection's next request while the
+/// event waits for the reporter; the copy is one allocation of the headers' size.
 #[derive(Debug)]
-struct Headers {
+pub(super) struct Headers {
+    /// Each name and value followed by a `\n`, which neither can contain (the `http` crate
+    /// refuses control characters in both).
     text: String,
-    /// Where each header's name ends and its value ends, in `text`.
-    ends: Vec<(usize, usize)>,
     config: Arc<Config>,
 }
 
 impl Headers {
     fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        let mut start = 0;
-        self.ends.iter().map(move |&(name_end, value_end)| {
-            let header = (&self.text[start..name_end], &self.text[name_end..value_end]);
-            start = value_end;
-            header
-        })
+        let mut parts = self.text.split_terminator('\n');
+        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
     }
 }
 
@@ -257,7 +251,33 @@ impl<B: http_body::Body> http_body::Body for ApmRequestBody<B> {
 
 #[cfg(test)]
 mod tests {
-    use super::form_decode;
+    use super::*;
+
+    #[test]
+    fn headers_are_copied_in_order_and_sanitized_when_read() {
+        let mut map = http::HeaderMap::new();
+        map.insert("x-request-id", "r-1".parse().unwrap());
+        map.append("accept", "a/b".parse().unwrap());
+        map.append("accept", "".parse().unwrap());
+        map.insert("authorization", "Bearer x".parse().unwrap());
+        map.insert("cookie", "theme=dark; session_id=s".parse().unwrap());
+        map.insert("x-bytes", http::HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let headers = headers(&map, &Arc::new(Config::defaults())).unwrap();
+        assert_eq!(
+            headers.headers(),
+            [
+                ("x-request-id", "r-1"),
+                ("accept", "a/b"),
+                ("accept", ""),
+                ("authorization", "[REDACTED]"),
+                ("cookie", "[REDACTED]"),
+                ("x-bytes", "caf\u{fffd}"),
+            ]
+        );
+        assert_eq!(headers.cookies(), [("theme", "dark"), ("session_id", "[REDACTED]")]);
+        let off = Config::builder().capture_headers(false).build().unwrap();
+        assert!(super::headers(&map, &Arc::new(off)).is_none());
+    }
 
     #[test]
     fn form_fields_are_decoded() {

@@ -94,7 +94,8 @@ pub(super) fn request_context<B>(
         Some(a) => a.as_str(),
         None => headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or(""),
     };
-    let scheme = uri.scheme_str().or_else(|| headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()));
+    static FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+    let scheme = uri.scheme_str().or_else(|| headers.get(&FORWARDED_PROTO).and_then(|v| v.to_str().ok()));
     let mut text = String::with_capacity(target.len() + authority.len() + scheme.map_or(0, str::len));
     text.push_str(target);
     text.push_str(authority);
@@ -127,52 +128,79 @@ struct Incoming {
     absolute: bool,
     version: http::Version,
     remote: Option<IpAddr>,
-    headers: Option<Arc<dyn RawHeaders>>,
+    /// In the same allocation as the rest.
+    headers: Option<capture::Headers>,
     body: Option<Arc<dyn RawBody>>,
 }
 
 impl RawRequest for Incoming {
-    fn render(&self) -> RequestContext {
+    fn render(&self) -> RequestContext<'_> {
         let target = &self.text[..self.target_end];
         let authority = &self.text[self.target_end..self.authority_end];
         let scheme = &self.text[self.authority_end..];
-        let (hostname, port) = match authority.parse::<http::uri::Authority>() {
-            Ok(a) if !authority.is_empty() => (Some(a.host().to_string()), a.port_u16()),
-            _ => (None, None),
-        };
+        let (hostname, port) = host_and_port(authority).map_or((None, None), |(h, p)| (Some(h), p));
         // Without a scheme, the connection is taken to be plain HTTP, as Elastic's Go agent
         // does for a request without TLS state.
         let protocol = if scheme.eq_ignore_ascii_case("https") { "https:" } else { "http:" };
         let (pathname, search) = match target.split_once('?') {
-            Some((path, query)) => (path, Some(query.to_string())),
+            Some((path, query)) => (path, Some(query)),
             None => (target, None),
         };
-        let full = hostname.as_ref().map(|host| match port {
+        let full = hostname.map(|host| match port {
             Some(port) => format!("{protocol}//{host}:{port}{target}"),
             None => format!("{protocol}//{host}{target}"),
         });
         RequestContext {
-            method: self.method.as_str().to_string(),
+            method: Cow::Borrowed(self.method.as_str()),
             protocol: Some(protocol),
-            hostname,
+            hostname: hostname.map(Cow::Borrowed),
             port,
-            pathname: pathname.to_string(),
-            search,
-            raw: if self.absolute { format!("{scheme}://{authority}{target}") } else { target.to_string() },
-            full,
+            pathname: Cow::Borrowed(pathname),
+            search: search.map(Cow::Borrowed),
+            raw: match self.absolute {
+                true => Cow::Owned(format!("{scheme}://{authority}{target}")),
+                false => Cow::Borrowed(target),
+            },
+            full: full.map(Cow::Owned),
             http_version: http_version(self.version),
-            remote_address: self.remote.map(|ip| ip.to_string()),
-            headers: self.headers.clone(),
-            body: self.body.clone(),
+            remote_address: self.remote.map(|ip| Cow::Owned(ip.to_string())),
         }
     }
+
+    fn headers(&self) -> Option<&dyn RawHeaders> {
+        self.headers.as_ref().map(|h| h as &dyn RawHeaders)
+    }
+
+    fn body(&self) -> Option<&dyn RawBody> {
+        self.body.as_deref()
+    }
+}
+
+/// The host and port of an authority (`user@host:port`, `[v6]:port`), as `http`'s `Authority`
+/// reads them, without its copy of the text; `None` for an empty or malformed one.
+fn host_and_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let valid = |c: u8| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%@".contains(&c);
+    if authority.is_empty() || !authority.bytes().all(valid) {
+        return None;
+    }
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let (host, port) = match host_port.rfind(':') {
+        // A colon inside brackets belongs to an IPv6 address.
+        Some(i) if !host_port[i..].contains(']') => (&host_port[..i], Some(&host_port[i + 1..])),
+        _ => (host_port, None),
+    };
+    let port = match port {
+        Some(p) => Some(p.parse::<u16>().ok()?),
+        None => None,
+    };
+    (!host.is_empty()).then_some((host, port))
 }
 
 /// The response's `context.response`, before its body is sent.
 pub(super) fn response_context<B>(res: &http::Response<B>, config: &Arc<Config>) -> ResponseContext {
     ResponseContext {
         status_code: Some(res.status().as_u16()),
-        headers: capture::headers(res.headers(), config),
+        headers: capture::headers(res.headers(), config).map(|h| Arc::new(h) as Arc<dyn RawHeaders>),
         finished: false,
         headers_sent: true,
     }
@@ -209,43 +237,64 @@ fn remote_address<B>(req: &http::Request<B>) -> Option<IpAddr> {
 mod tests {
     use super::*;
 
-    fn render(req: http::Request<()>) -> RequestContext {
+    fn incoming(req: http::Request<()>) -> Arc<dyn RawRequest> {
         let config = Arc::new(Config::defaults());
-        match request_context(&req, &config, None) {
-            Request::Raw(raw) => raw.render(),
-            Request::Recorded(_) => unreachable!("the layer keeps requests raw"),
+        let Request::Raw(raw) = request_context(&req, &config, None) else { unreachable!("the layer keeps it raw") };
+        raw
+    }
+
+    #[test]
+    fn authorities_split_as_http_reads_them() {
+        for (authority, expected) in [
+            ("example.com", Some(("example.com", None))),
+            ("example.com:8080", Some(("example.com", Some(8080)))),
+            ("user:pw@example.com:81", Some(("example.com", Some(81)))),
+            ("[::1]:3000", Some(("[::1]", Some(3000)))),
+            ("[::1]", Some(("[::1]", None))),
+            ("", None),
+            ("bad host!", None),
+            ("example.com:http", None),
+            ("example.com:99999", None),
+        ] {
+            assert_eq!(host_and_port(authority), expected, "{authority}");
+            if let (Some((host, port)), Ok(a)) = (expected, authority.parse::<http::uri::Authority>()) {
+                assert_eq!((a.host(), a.port_u16()), (host, port), "as http reads {authority}");
+            }
         }
     }
 
     #[test]
     fn an_absolute_uri_gives_every_url_part() {
-        let c = render(http::Request::get("https://example.com:8443/a/b?x=1&y=2").body(()).unwrap());
+        let raw = incoming(http::Request::get("https://example.com:8443/a/b?x=1&y=2").body(()).unwrap());
+        let c = raw.render();
         assert_eq!(c.method, "GET");
         assert_eq!(c.protocol, Some("https:"));
         assert_eq!((c.hostname.as_deref(), c.port), (Some("example.com"), Some(8443)));
-        assert_eq!((c.pathname.as_str(), c.search.as_deref()), ("/a/b", Some("x=1&y=2")));
+        assert_eq!((&*c.pathname, c.search.as_deref()), ("/a/b", Some("x=1&y=2")));
         assert_eq!(c.raw, "https://example.com:8443/a/b?x=1&y=2");
         assert_eq!(c.full.as_deref(), Some("https://example.com:8443/a/b?x=1&y=2"));
     }
 
     #[test]
     fn host_and_forwarded_proto_complete_an_origin_form_target() {
-        let c = render(
+        let raw = incoming(
             http::Request::post("/orders")
                 .header("host", "shop.example")
                 .header("x-forwarded-proto", "HTTPS")
                 .body(())
                 .unwrap(),
         );
+        let c = raw.render();
         assert_eq!((c.protocol, c.hostname.as_deref(), c.port), (Some("https:"), Some("shop.example"), None));
-        assert_eq!((c.raw.as_str(), c.search), ("/orders", None));
+        assert_eq!((&*c.raw, c.search), ("/orders", None));
         assert_eq!(c.full.as_deref(), Some("https://shop.example/orders"));
         assert_eq!(c.http_version, Some("1.1"));
     }
 
     #[test]
     fn without_a_host_there_is_no_full_url() {
-        let c = render(http::Request::get("/health").header("host", "bad host!").body(()).unwrap());
+        let raw = incoming(http::Request::get("/health").header("host", "bad host!").body(()).unwrap());
+        let c = raw.render();
         assert_eq!((c.hostname, c.full, c.protocol), (None, None, Some("http:")));
         assert_eq!(c.raw, "/health");
     }
