@@ -469,8 +469,11 @@ fn a_panicking_handler_gives_a_failed_transaction_and_an_error_with_or_without_c
     let client = reqwest::Client::new();
     let bare_result = rt.block_on(client.get(format!("http://{bare}/boom")).header("x-boom", "1").send());
     assert!(bare_result.is_err(), "the connection was closed by the panic");
-    let caught_result =
-        rt.block_on(client.get(format!("http://{caught}/caught")).header("x-boom", "1").send()).unwrap();
+    let caught_result = rt
+        .block_on(
+            client.get(format!("http://{caught}/caught?id=9")).header("x-boom", "1").header("x-api-key", "k").send(),
+        )
+        .unwrap();
     assert_eq!(caught_result.status(), 500);
     drop(rt.block_on(caught_result.bytes()));
 
@@ -485,7 +488,15 @@ fn a_panicking_handler_gives_a_failed_transaction_and_an_error_with_or_without_c
         assert_eq!(error[0]["exception"]["message"], "handler exploded on purpose");
         assert_eq!(error[0]["exception"]["handled"], false);
         assert!(error[0]["culprit"].as_str().unwrap().contains("tower_axum.rs"), "{:#}", error[0]);
+        // Kibana's error page shows the request the error happened in.
+        let request = &error[0]["context"]["request"];
+        assert_eq!(request["method"], "GET", "{:#}", error[0]);
+        assert_eq!(request["url"]["pathname"], name.trim_start_matches("GET "));
+        assert_eq!(request["headers"]["x-boom"], "1");
     }
+    let caught_error = errors.iter().find(|e| e["context"]["request"]["url"]["pathname"] == "/caught").unwrap();
+    assert_eq!(caught_error["context"]["request"]["url"]["search"], "id=9");
+    assert_eq!(caught_error["context"]["request"]["headers"]["x-api-key"], "[REDACTED]");
     schemas().check_ndjson(&sink.ndjson());
 }
 

@@ -292,7 +292,10 @@ pub(crate) enum Request {
 }
 
 /// A request an integration kept raw (see [`Request::Raw`]).
-pub(crate) trait RawRequest: Send + Sync + std::fmt::Debug {
+///
+/// Unwind-safe, as every part of a transaction is: a `Context` (which reaches the transaction's
+/// request) may be carried into `catch_unwind`.
+pub(crate) trait RawRequest: Send + Sync + std::panic::RefUnwindSafe + std::fmt::Debug {
     /// The request's `context.request` fields, borrowed from it where they can be (most are
     /// slices of what it kept).
     fn render(&self) -> RequestContext<'_>;
@@ -336,7 +339,7 @@ pub(crate) trait RawHeaders: Send + Sync + std::fmt::Debug {
 }
 
 /// A request body kept raw by an integration, rendered (and sanitized) on the reporter thread.
-pub(crate) trait RawBody: Send + Sync + std::fmt::Debug {
+pub(crate) trait RawBody: Send + Sync + std::panic::RefUnwindSafe + std::fmt::Debug {
     /// `context.request.body`: a string, or an object of form fields; `None` to send none.
     /// `failed`: whether the transaction's outcome is failure (`CAPTURE_BODY=errors`).
     fn render(&self, failed: bool) -> Option<serde_json::Value>;
@@ -1133,6 +1136,8 @@ pub(crate) struct ErrorTransaction {
     pub(crate) name: Cow<'static, str>,
     pub(crate) kind: Cow<'static, str>,
     pub(crate) sampled: bool,
+    /// The transaction's incoming request, sent as the error's `context.request`.
+    pub(crate) request: Option<Request>,
 }
 
 impl ErrorEvent {
@@ -1173,7 +1178,10 @@ impl Serialize for ErrorEvent {
         }
         #[derive(Serialize)]
         struct Ctx<'a> {
-            tags: Tags<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tags: Option<Tags<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            request: Option<RequestJson<'a>>,
         }
         #[derive(Serialize)]
         struct Wire<'a> {
@@ -1219,7 +1227,13 @@ impl Serialize for ErrorEvent {
                 kind: truncate(&t.kind),
                 sampled: t.sampled,
             }),
-            context: (!self.labels.is_empty()).then(|| Ctx { tags: Tags(&self.labels) }),
+            context: {
+                let tags = (!self.labels.is_empty()).then_some(Tags(&self.labels));
+                // An error is a failure: its request's body is sent under `CAPTURE_BODY=errors`.
+                let request = self.transaction.as_ref().and_then(|t| t.request.as_ref());
+                let request = request.map(|request| RequestJson { request, failed: true });
+                (tags.is_some() || request.is_some()).then_some(Ctx { tags, request })
+            },
         }
         .serialize(s)
     }

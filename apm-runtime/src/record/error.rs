@@ -158,10 +158,19 @@ fn report_with_stack(
     handled: bool,
     stack: Option<RawStack>,
 ) -> TraceId {
-    let transaction =
-        ErrorTransaction { id: tx.id, name: tx.current_name(), kind: tx.kind.clone(), sampled: tx.sampled };
     let event = Event { exception_type, details, culprit, handled, stack, labels: Vec::new(), log: None };
-    submit(&tx.agent, tx.trace_id, parent_id, Some(transaction), event)
+    submit(&tx.agent, tx.trace_id, parent_id, Some(error_transaction(tx)), event)
+}
+
+/// What an error reported under `tx` says of it.
+fn error_transaction(tx: &TxShared) -> ErrorTransaction {
+    ErrorTransaction {
+        id: tx.id,
+        name: tx.current_name(),
+        kind: tx.kind.clone(),
+        sampled: tx.sampled,
+        request: tx.request.get().cloned(),
+    }
 }
 
 /// Reports an error that happened outside any transaction to the default agent: a trace of its
@@ -200,9 +209,7 @@ pub(crate) fn report_logged(
     match &ctx.active {
         Some(a) => {
             let tx = &a.tx;
-            let transaction =
-                ErrorTransaction { id: tx.id, name: tx.current_name(), kind: tx.kind.clone(), sampled: tx.sampled };
-            Some(submit(&tx.agent, tx.trace_id, a.parent_id, Some(transaction), event))
+            Some(submit(&tx.agent, tx.trace_id, a.parent_id, Some(error_transaction(tx)), event))
         }
         None => {
             let agent = crate::record::recorder::default_recorder()?;

@@ -2,12 +2,13 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::config::TraceContinuationStrategy;
 use crate::model::clock::Stamp;
 use crate::model::event::{
-    DroppedStat, Event, ExitContext, LabelValue, Labels, Outcome, TransactionEvent, TxContext, User, MAX_DROPPED_STATS,
+    DroppedStat, Event, ExitContext, LabelValue, Labels, Outcome, Request, TransactionEvent, TxContext, User,
+    MAX_DROPPED_STATS,
 };
 use crate::model::ids::{SpanId, TraceId};
 use crate::model::otel::Otel;
@@ -37,6 +38,9 @@ pub(crate) struct TxShared {
     /// into the header only when a request goes out ([`TxShared::outgoing_tracestate`]): most
     /// transactions send none, and building it cost four allocations per transaction.
     pub(crate) es_rate: Option<f64>,
+    /// The incoming request an HTTP integration recorded ([`Transaction::set_request`]), for
+    /// the errors reported under the transaction too (Kibana shows an error's request).
+    pub(crate) request: OnceLock<Request>,
     /// Span slots handed out, never more than `max_spans`. Threads reserve them in chunks
     /// ([`crate::record::context::Hot`] keeps the rest of a chunk) and give back what they did not use
     /// when they leave the transaction's context, so spans in a loop touch no shared counter.
@@ -349,6 +353,7 @@ impl<'a> TransactionBuilder<'a> {
             kind: self.kind,
             tracestate,
             es_rate,
+            request: OnceLock::new(),
             spans_reserved: AtomicU32::new(0),
             spans_dropped: AtomicU32::new(0),
             max_spans,
@@ -494,6 +499,16 @@ impl Transaction {
     pub(crate) fn context_mut(&mut self) -> Option<&mut TxContext> {
         let r = self.rec.as_mut().filter(|r| r.shared.sampled)?;
         Some(r.context.get_or_insert_with(Box::default))
+    }
+
+    /// Sets `context.request` from `request()`, which runs only for a sampled transaction; the
+    /// errors reported under the transaction carry it too.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn set_request(&mut self, request: impl FnOnce() -> Request) {
+        let Some(r) = self.rec.as_mut().filter(|r| r.shared.sampled) else { return };
+        let request = request();
+        let _ = r.shared.request.set(request.clone());
+        r.context.get_or_insert_with(Box::default).request = Some(request);
     }
 
     /// What a bridged `tracing` span recorded, made on first use; `None` for a no-op or

@@ -168,10 +168,10 @@ where
             .continue_from(req.headers())
             .start();
         let body = capture::body(&req, &config);
-        if let Some(context) = tx.context_mut() {
+        tx.set_request(|| {
             let raw = body.clone().map(|b| b as Arc<dyn crate::model::event::RawBody>);
-            context.request = Some(request::request_context(&req, &config, raw));
-        }
+            request::request_context(&req, &config, raw)
+        });
         let req = req.map(|inner| ApmRequestBody::new(inner, body));
         let context = tx.context();
         // The inner `call` runs under the transaction too: services may start work there.
