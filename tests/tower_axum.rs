@@ -195,15 +195,22 @@ fn ignored_urls_headers_off_and_paths_as_names_follow_the_configuration() {
     assert_eq!(headers["authorization"], "a", "the configured list replaces Elastic's");
 }
 
-/// Posts three bodies (a form with a password, JSON, and a form to a route that fails) to a
-/// server whose agent has `CAPTURE_BODY` = `mode`; returns the transactions by name.
-fn post_bodies(mode: CaptureBody) -> HashMap<String, Value> {
+/// Posts three bodies (a form with a password, JSON, and a form to a route that fails and
+/// reports an error) to a server whose agent has `CAPTURE_BODY` = `mode`; returns the
+/// transactions by name, and the error.
+fn post_bodies(mode: CaptureBody) -> (HashMap<String, Value>, Value) {
     let (agent, sink) = memory_agent(|c| c.capture_body(mode));
     let rt = runtime();
     let router = Router::new()
         .route("/login", post(|body: String| async move { format!("{} bytes", body.len()) }))
         .route("/orders", post(|body: axum::body::Bytes| async move { format!("{} bytes", body.len()) }))
-        .route("/fail", post(|_: String| async { (StatusCode::INTERNAL_SERVER_ERROR, "no") }))
+        .route(
+            "/fail",
+            post(|_: String| async {
+                apm_runtime::capture_error(&std::io::Error::other("refused"));
+                (StatusCode::INTERNAL_SERVER_ERROR, "no")
+            }),
+        )
         .route("/upload", post(|body: axum::body::Bytes| async move { format!("{} bytes", body.len()) }));
     let addr = serve(&rt, &agent, router);
     let client = reqwest::Client::new();
@@ -224,33 +231,46 @@ fn post_bodies(mode: CaptureBody) -> HashMap<String, Value> {
     }
     let txs = wait_for_transactions(&agent, &sink, 4);
     schemas().check_ndjson(&sink.ndjson());
-    txs.into_iter().map(|t| (t["name"].as_str().unwrap().to_string(), t)).collect()
+    let errors = sink.errors();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    (txs.into_iter().map(|t| (t["name"].as_str().unwrap().to_string(), t)).collect(), errors[0].clone())
 }
 
 #[test]
 fn request_bodies_are_captured_as_capture_body_says_with_form_fields_sanitized() {
     let body = |txs: &HashMap<String, Value>, name: &str| txs[name]["context"]["request"]["body"].clone();
 
-    let txs = post_bodies(CaptureBody::Off);
+    let error_body = |error: &Value| error["context"]["request"]["body"].clone();
+    let failed_form = serde_json::json!({ "secret": "[REDACTED]", "reason": "test" });
+
+    let (txs, error) = post_bodies(CaptureBody::Off);
     for name in ["POST /login", "POST /orders", "POST /fail", "POST /upload"] {
         assert!(body(&txs, name).is_null(), "CAPTURE_BODY=off: {name}: {:#}", txs[name]);
     }
+    assert_eq!(error["context"]["request"]["url"]["pathname"], "/fail", "{error:#}");
+    assert!(error_body(&error).is_null());
 
-    let txs = post_bodies(CaptureBody::Transactions);
+    let (txs, error) = post_bodies(CaptureBody::Transactions);
+    assert!(error_body(&error).is_null(), "transactions only: {error:#}");
     assert_eq!(
         body(&txs, "POST /login"),
         serde_json::json!({ "user": "ada", "password": "[REDACTED]", "note": "two words!", "tag": ["a", "b"] })
     );
     assert_eq!(body(&txs, "POST /orders"), r#"{"item":"book","qty":2}"#);
-    assert_eq!(body(&txs, "POST /fail"), serde_json::json!({ "secret": "[REDACTED]", "reason": "test" }));
+    assert_eq!(body(&txs, "POST /fail"), failed_form);
     assert!(body(&txs, "POST /upload").is_null(), "binary bodies are never kept");
 
-    // `errors`: only the request that failed carries its body.
-    let txs = post_bodies(CaptureBody::Errors);
+    // `errors`: the error and the request that failed carry the body.
+    let (txs, error) = post_bodies(CaptureBody::Errors);
     assert!(body(&txs, "POST /login").is_null());
     assert!(body(&txs, "POST /orders").is_null());
     assert_eq!(txs["POST /fail"]["outcome"], "failure");
-    assert_eq!(body(&txs, "POST /fail"), serde_json::json!({ "secret": "[REDACTED]", "reason": "test" }));
+    assert_eq!(body(&txs, "POST /fail"), failed_form);
+    assert_eq!(error_body(&error), failed_form);
+
+    let (txs, error) = post_bodies(CaptureBody::All);
+    assert!(!body(&txs, "POST /orders").is_null());
+    assert_eq!(error_body(&error), failed_form);
 }
 
 #[span]

@@ -340,9 +340,18 @@ pub(crate) trait RawHeaders: Send + Sync + std::fmt::Debug {
 
 /// A request body kept raw by an integration, rendered (and sanitized) on the reporter thread.
 pub(crate) trait RawBody: Send + Sync + std::panic::RefUnwindSafe + std::fmt::Debug {
-    /// `context.request.body`: a string, or an object of form fields; `None` to send none.
-    /// `failed`: whether the transaction's outcome is failure (`CAPTURE_BODY=errors`).
-    fn render(&self, failed: bool) -> Option<serde_json::Value>;
+    /// `context.request.body`: a string, or an object of form fields; `None` to send none
+    /// (`CAPTURE_BODY` says which events get it: see [`BodyFor`]).
+    fn render(&self, event: BodyFor) -> Option<serde_json::Value>;
+}
+
+/// The event a request's `context` is written into, which `CAPTURE_BODY` decides the body by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyFor {
+    /// The request's transaction; `failed`: its outcome is failure.
+    Transaction { failed: bool },
+    /// An error reported under the request's transaction.
+    Error,
 }
 
 /// `context.response` of an incoming HTTP request.
@@ -449,17 +458,18 @@ impl Serialize for HeaderMapJson<'_> {
     }
 }
 
-/// A transaction's `context.request`: whether its body is sent depends on its outcome.
+/// A `context.request`, in a transaction (whose outcome decides the body under
+/// `CAPTURE_BODY=errors`) or in an error.
 struct RequestJson<'a> {
     request: &'a Request,
-    failed: bool,
+    event: BodyFor,
 }
 
 impl Serialize for RequestJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.request {
-            Request::Recorded(request) => request.serialize_as(None, None, self.failed, s),
-            Request::Raw(raw) => raw.render().serialize_as(raw.headers(), raw.body(), self.failed, s),
+            Request::Recorded(request) => request.serialize_as(None, None, self.event, s),
+            Request::Raw(raw) => raw.render().serialize_as(raw.headers(), raw.body(), self.event, s),
         }
     }
 }
@@ -469,7 +479,7 @@ impl RequestContext<'_> {
         &self,
         headers: Option<&dyn RawHeaders>,
         body: Option<&dyn RawBody>,
-        failed: bool,
+        event: BodyFor,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         let cookies = headers.map(|h| h.cookies()).unwrap_or_default();
@@ -523,7 +533,7 @@ impl RequestContext<'_> {
             socket: self.remote_address.as_deref().map(|remote_address| Socket { remote_address }),
             headers: (!headers.is_empty()).then_some(HeaderMapJson(&headers)),
             cookies: (!cookies.is_empty()).then_some(HeaderMapJson(&cookies)),
-            body: body.and_then(|b| b.render(failed)),
+            body: body.and_then(|b| b.render(event)),
         }
         .serialize(s)
     }
@@ -619,10 +629,10 @@ impl Serialize for TransactionEvent {
             (None, None) => None,
             (ctx, tags) => Some(FullContext {
                 tags,
-                request: ctx
-                    .as_ref()
-                    .and_then(|c| c.request.as_ref())
-                    .map(|request| RequestJson { request, failed: self.outcome == Outcome::Failure }),
+                request: ctx.as_ref().and_then(|c| c.request.as_ref()).map(|request| RequestJson {
+                    request,
+                    event: BodyFor::Transaction { failed: self.outcome == Outcome::Failure },
+                }),
                 response: ctx.as_ref().and_then(|c| c.response.as_ref()),
                 user: ctx.as_ref().and_then(|c| c.user.as_ref()),
                 custom: ctx.as_ref().filter(|c| !c.custom.is_empty()).map(|c| Custom(&c.custom)),
@@ -1229,9 +1239,8 @@ impl Serialize for ErrorEvent {
             }),
             context: {
                 let tags = (!self.labels.is_empty()).then_some(Tags(&self.labels));
-                // An error is a failure: its request's body is sent under `CAPTURE_BODY=errors`.
                 let request = self.transaction.as_ref().and_then(|t| t.request.as_ref());
-                let request = request.map(|request| RequestJson { request, failed: true });
+                let request = request.map(|request| RequestJson { request, event: BodyFor::Error });
                 (tags.is_some() || request.is_some()).then_some(Ctx { tags, request })
             },
         }

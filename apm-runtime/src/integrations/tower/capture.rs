@@ -10,7 +10,7 @@ use std::task::{Context as TaskContext, Poll};
 use bytes::Buf;
 
 use crate::config::{CaptureBody, Config};
-use crate::model::event::{RawBody, RawHeaders};
+use crate::model::event::{BodyFor, RawBody, RawHeaders};
 use crate::record::sanitize;
 
 /// Elastic's `long_field_max_length` default: the most of a body an event carries.
@@ -86,8 +86,8 @@ impl RawHeaders for Headers {
 pub(super) struct Body {
     bytes: Mutex<Vec<u8>>,
     form: bool,
-    /// `CAPTURE_BODY=errors`: sent only with a failed transaction.
-    only_failed: bool,
+    /// `CAPTURE_BODY` as the request came: which events get the body.
+    mode: CaptureBody,
     config: Arc<Config>,
 }
 
@@ -95,11 +95,10 @@ pub(super) struct Body {
 /// type is text Kibana can show (Elastic's `capture_body_content_types` default: forms,
 /// `text/*`, JSON, XML); binary bodies (gRPC, uploads) are never kept.
 pub(super) fn body<B>(req: &http::Request<B>, config: &Arc<Config>) -> Option<Arc<Body>> {
-    let only_failed = match config.capture_body() {
-        CaptureBody::Off => return None,
-        CaptureBody::Errors => true,
-        CaptureBody::Transactions | CaptureBody::All => false,
-    };
+    let mode = config.capture_body();
+    if mode == CaptureBody::Off {
+        return None;
+    }
     let content_type = req.headers().get(http::header::CONTENT_TYPE)?.to_str().ok()?.to_ascii_lowercase();
     let form = content_type.starts_with("application/x-www-form-urlencoded");
     let text = form
@@ -108,7 +107,7 @@ pub(super) fn body<B>(req: &http::Request<B>, config: &Arc<Config>) -> Option<Ar
         || content_type.starts_with("application/xml")
         || content_type.contains("+json")
         || content_type.contains("+xml");
-    text.then(|| Arc::new(Body { bytes: Mutex::new(Vec::new()), form, only_failed, config: config.clone() }))
+    text.then(|| Arc::new(Body { bytes: Mutex::new(Vec::new()), form, mode, config: config.clone() }))
 }
 
 impl Body {
@@ -128,9 +127,17 @@ impl Body {
 
 impl RawBody for Body {
     /// A form as an object of its fields, each value sanitized by its name (repeated fields as
-    /// arrays); any other text as a string.
-    fn render(&self, failed: bool) -> Option<serde_json::Value> {
-        if self.only_failed && !failed {
+    /// arrays); any other text as a string. `errors`: on error events, and on the transaction
+    /// when it failed (Kibana shows a failed request's body beside its waterfall);
+    /// `transactions`: on transactions only; `all`: on both.
+    fn render(&self, event: BodyFor) -> Option<serde_json::Value> {
+        let send = match (self.mode, event) {
+            (CaptureBody::All, _) => true,
+            (CaptureBody::Errors, BodyFor::Error) | (CaptureBody::Transactions, BodyFor::Transaction { .. }) => true,
+            (CaptureBody::Errors, BodyFor::Transaction { failed }) => failed,
+            (CaptureBody::Transactions, BodyFor::Error) | (CaptureBody::Off, _) => false,
+        };
+        if !send {
             return None;
         }
         let bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
